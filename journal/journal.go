@@ -1,0 +1,154 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Kind says how a step is undone.
+type Kind string
+
+const (
+	// Dir is a directory that setup created; undo removes it if empty.
+	Dir Kind = "dir"
+	// File is a file that setup created; undo removes it.
+	File Kind = "file"
+	// Mount is a mountpoint; undo unmounts it (loop devices are autoclear and
+	// detach with the last unmount).
+	Mount Kind = "mount"
+	// Lock is a volume lock file; undo releases it.
+	Lock Kind = "lock"
+	// Sync is a volume in use; undo flushes its filesystem before it is
+	// unmounted or released.
+	Sync Kind = "sync"
+)
+
+// Step is one undoable action.
+type Step struct {
+	Kind Kind   `json:"kind"`
+	Path string `json:"path"`
+}
+
+// Journal is an open journal file that steps are appended to.
+type Journal struct {
+	path string
+	f    *os.File
+}
+
+// Create makes a new journal at path; it fails if one exists, since a leftover
+// journal belongs to a setup that was never cleaned up.
+func Create(path string) (*Journal, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &Journal{path: path, f: f}, nil
+}
+
+// Path returns the journal's file path.
+func (j *Journal) Path() string { return j.path }
+
+// Record appends a step. It is not fsynced: the steps only matter while the
+// machine is up, since a reboot undoes every mount and lock anyway.
+func (j *Journal) Record(s Step) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if _, err := j.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("record %s %s in journal %s: %w", s.Kind, s.Path, j.path, err)
+	}
+	return nil
+}
+
+// Close closes the file; the journal stays on disk for Undo.
+func (j *Journal) Close() error { return j.f.Close() }
+
+// Read returns the steps of the journal at path. A torn last line (the
+// process died while writing it) is ignored: its action was never started.
+func Read(path string) ([]Step, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	lines := bytes.Split(data, []byte("\n"))
+	var steps []Step
+	for i, line := range lines {
+		if len(line) == 0 {
+			continue
+		}
+		var s Step
+		if err := json.Unmarshal(line, &s); err != nil {
+			if i == len(lines)-1 {
+				break
+			}
+			return nil, fmt.Errorf("read journal %s line %d: %w", path, i+1, err)
+		}
+		steps = append(steps, s)
+	}
+	return steps, nil
+}
+
+// Undoer carries out the undo of each kind of step. Each method treats an
+// already-undone step as success.
+type Undoer interface {
+	Unmount(path string) error
+	Unlock(path string) error
+	Sync(path string) error
+}
+
+// Undo undoes steps in reverse order. It goes on past a failed step, so that
+// everything that can be released is, and returns every failure.
+func Undo(steps []Step, u Undoer) error {
+	var errs []error
+	for i := len(steps) - 1; i >= 0; i-- {
+		s := steps[i]
+		var err error
+		switch s.Kind {
+		case Mount:
+			err = u.Unmount(s.Path)
+		case Lock:
+			err = u.Unlock(s.Path)
+		case Sync:
+			err = u.Sync(s.Path)
+		case Dir, File:
+			err = os.Remove(s.Path)
+			if errors.Is(err, fs.ErrNotExist) {
+				err = nil
+			}
+		default:
+			err = fmt.Errorf("unknown step kind %q", s.Kind)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("undo %s %s: %w", s.Kind, s.Path, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Replay undoes the journal at path and removes it once every step is undone.
+// A missing journal is success: there is nothing to clean up.
+func Replay(path string, u Undoer) error {
+	steps, err := Read(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := Undo(steps, u); err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+package overlay
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	"golang.org/x/sys/unix"
+)
+
+// Owner is the mode and owner of a directory.
+type Owner struct {
+	Mode fs.FileMode // permission and sticky bits
+	UID  int
+	GID  int
+}
+
+// DefaultOwner is used for a scratch path the image lacks: world-writable with
+// the sticky bit, like /tmp, since scratch is where any user writes.
+var DefaultOwner = Owner{Mode: 0o777 | fs.ModeSticky}
+
+// Mkdir makes dir with the owner's mode and ownership.
+func (o Owner) Mkdir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	// Chmod after Mkdir: the umask would clear bits, and Mkdir drops sticky.
+	if err := os.Chmod(dir, o.Mode); err != nil {
+		return err
+	}
+	return os.Lchown(dir, o.UID, o.GID)
+}
+
+// LookupOwner finds the owner of path in the image that rootfs mounts,
+// looking through the layers from the top. It returns DefaultOwner when no
+// layer has the path, when a layer deletes it (a whiteout), or when a symlink
+// is on the way: setup never follows a link out of a layer.
+func LookupOwner(rootfs []mount.Mount, path string) (Owner, error) {
+	for _, layer := range layers(rootfs) {
+		var st unix.Stat_t
+		err := statBeneath(layer, path, &st)
+		switch {
+		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
+			continue
+		case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV):
+			return DefaultOwner, nil
+		case err != nil:
+			return Owner{}, fmt.Errorf("look up %s in image layer %s: %w", path, layer, err)
+		case st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0:
+			return DefaultOwner, nil // overlay whiteout
+		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+			return Owner{}, fmt.Errorf("%s is not a directory in the image: a scratch or volume path must be a directory or missing", path)
+		}
+		mode := fs.FileMode(st.Mode & 0o777)
+		if st.Mode&unix.S_ISVTX != 0 {
+			mode |= fs.ModeSticky
+		}
+		return Owner{Mode: mode, UID: int(st.Uid), GID: int(st.Gid)}, nil
+	}
+	return DefaultOwner, nil
+}
+
+// statBeneath stats path inside root, refusing any symlink on the way.
+func statBeneath(root, path string, st *unix.Stat_t) error {
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rootfd)
+	fd, err := unix.Openat2(rootfd, strings.TrimPrefix(path, "/"), &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH,
+	})
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fstat(fd, st)
+}
+
+// layers lists the directories of an image's root, topmost first: an
+// overlay's upper and lower dirs, or a bind mount's source.
+func layers(rootfs []mount.Mount) []string {
+	var dirs []string
+	for _, m := range rootfs {
+		switch m.Type {
+		case "overlay":
+			var lower []string
+			for _, o := range m.Options {
+				if v, ok := strings.CutPrefix(o, "upperdir="); ok {
+					dirs = append(dirs, v)
+				} else if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
+					lower = strings.Split(v, ":")
+				}
+			}
+			dirs = append(dirs, lower...)
+		case "bind", "rbind":
+			dirs = append(dirs, m.Source)
+		}
+	}
+	return dirs
+}

@@ -1,0 +1,172 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	taskapi "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/containerd/v2/pkg/shutdown"
+	"github.com/containerd/containerd/v2/plugins"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
+	"github.com/containerd/plugin"
+	"github.com/containerd/plugin/registry"
+	"github.com/containerd/ttrpc"
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/containerd-persist/containerd-persist/config"
+	"github.com/containerd-persist/containerd-persist/host"
+)
+
+func init() {
+	registry.Register(&plugin.Registration{
+		Type:     plugins.TTRPCPlugin,
+		ID:       "task",
+		Requires: []plugin.Type{plugins.EventPlugin, plugins.InternalPlugin},
+		InitFn: func(ic *plugin.InitContext) (any, error) {
+			pp, err := ic.GetByID(plugins.EventPlugin, "publisher")
+			if err != nil {
+				return nil, err
+			}
+			ss, err := ic.GetByID(plugins.InternalPlugin, "shutdown")
+			if err != nil {
+				return nil, err
+			}
+			runc, err := task.NewTaskService(ic.Context, pp.(shim.Publisher), ss.(shutdown.Service))
+			if err != nil {
+				return nil, err
+			}
+			return &service{
+				TTRPCTaskService: runc,
+				configs:          &configs{systemPath: config.SystemPath},
+				storage:          newStorage(host.Linux{}),
+			}, nil
+		},
+	})
+}
+
+// service is runc's task service with storage setup around Create and
+// Delete; every other call goes straight to runc.
+type service struct {
+	taskapi.TTRPCTaskService
+	configs *configs
+	storage *storage
+}
+
+// RegisterTTRPC registers the wrapper, not runc's service, so that Create and
+// Delete come here.
+func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
+	taskapi.RegisterTTRPCTaskService(server, s)
+	return nil
+}
+
+// Create sets up the container's storage, then has runc create it.
+func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *taskapi.CreateTaskResponse, retErr error) {
+	c, cfg, class, err := s.prepare(ctx, r)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if err := s.storage.setup(ctx, cfg, class, c); err != nil {
+		return nil, errgrpc.ToGRPC(fmt.Errorf("container %s, class %s: %w", c.id, class.Name, err))
+	}
+	defer func() {
+		if retErr != nil {
+			if err := s.storage.teardownBundle(ctx, c.bundle); err != nil {
+				log.G(ctx).WithError(err).WithField("id", c.id).Error("undo storage of a failed create")
+			}
+		}
+	}()
+	if err := writeSpec(c.bundle, c.spec); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	r.Rootfs = mount.ToProto(c.rootfs)
+	return s.TTRPCTaskService.Create(ctx, r)
+}
+
+// prepare reads what setup needs from the request and picks the class. It
+// hands runc its own options in place of ours.
+func (s *service) prepare(ctx context.Context, r *taskapi.CreateTaskRequest) (*container, *config.Config, *config.Class, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts, err := splitOptions(r.Options)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	r.Options = opts.runc
+	cfg, err := s.configs.load(opts)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	spec, err := oci.ReadSpec(filepath.Join(r.Bundle, oci.ConfigFilename))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	class, err := resolveClass(cfg, spec.Annotations)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c := &container{
+		namespace: ns,
+		id:        r.ID,
+		bundle:    r.Bundle,
+		spec:      spec,
+		rootfs:    mount.FromProto(r.Rootfs),
+	}
+	return c, cfg, class, nil
+}
+
+// Delete has runc delete the task, then undoes its storage setup. The setup
+// is undone even when runc no longer knows the task, so a retried delete
+// finishes a cleanup that failed before.
+func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskapi.DeleteResponse, error) {
+	resp, err := s.TTRPCTaskService.Delete(ctx, r)
+	if r.ExecID != "" || (err != nil && !errdefs.IsNotFound(errgrpc.ToNative(err))) {
+		return resp, err
+	}
+	bundle, berr := s.bundleOf(r.ID)
+	if berr == nil {
+		berr = s.storage.teardownBundle(ctx, bundle)
+	}
+	if berr != nil {
+		return nil, errgrpc.ToGRPC(fmt.Errorf("release storage of container %s: %w", r.ID, berr))
+	}
+	return resp, err
+}
+
+// bundleOf finds a container's bundle: the shim's working directory is one
+// bundle, and all bundles of a namespace are its siblings.
+func (s *service) bundleOf(id string) (string, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(cwd), id), nil
+}
+
+func writeSpec(bundle string, spec *specs.Spec) error {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(bundle, oci.ConfigFilename)
+	tmp := path + ".persist"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return errors.Join(err, os.Remove(tmp))
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/log"
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/containerd-persist/containerd-persist/config"
+	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/journal"
+	"github.com/containerd-persist/containerd-persist/overlay"
+	"github.com/containerd-persist/containerd-persist/volumes"
+)
+
+// journalPointer is the file in a container's bundle that names its journal,
+// so that `shim delete`, which knows only the bundle, can find it.
+const journalPointer = "persist-journal"
+
+// container is what storage setup knows of one container.
+type container struct {
+	namespace string
+	id        string
+	bundle    string
+	spec      *specs.Spec
+	rootfs    []mount.Mount
+}
+
+// storage sets up and tears down the storage of containers.
+type storage struct {
+	mounter host.Mounter
+	locks   *volumes.Locks // held by this process for its containers' lives
+}
+
+func journalPath(cfg *config.Config, namespace, id string) string {
+	return filepath.Join(cfg.StateDir, "journal", namespace, id)
+}
+
+func scratchDir(cfg *config.Config, namespace, id string) string {
+	return filepath.Join(cfg.StateDir, "scratch", namespace, id)
+}
+
+// setup gives c the storage of class, editing c.spec and c.rootfs. On error
+// everything it did is undone.
+func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.Class, c *container) (retErr error) {
+	jpath := journalPath(cfg, c.namespace, c.id)
+	// A journal left by an earlier container of the same ID is cleaned first.
+	if err := s.teardown(ctx, jpath); err != nil {
+		return fmt.Errorf("clean up leftovers of an earlier container %s (run persistctl gc): %w", c.id, err)
+	}
+	if err := os.WriteFile(filepath.Join(c.bundle, journalPointer), []byte(jpath), 0o600); err != nil {
+		return err
+	}
+	j, err := journal.Create(jpath)
+	if err != nil {
+		return fmt.Errorf("create setup journal: %w", err)
+	}
+	defer func() {
+		j.Close()
+		if retErr != nil {
+			if err := s.teardown(ctx, jpath); err != nil {
+				log.G(ctx).WithError(err).WithField("journal", jpath).Error("undo failed setup")
+			}
+		}
+	}()
+
+	if class.Mode == config.ModeImmutable {
+		if c.spec.Root == nil {
+			return errors.New("the OCI spec has no root")
+		}
+		c.spec.Root.Readonly = true
+	}
+	if err := s.setupScratch(cfg, class, c, j); err != nil {
+		return err
+	}
+	return s.setupVolumes(cfg, class, c, j)
+}
+
+// setupScratch mounts the class's scratch areas and lays them over the image.
+func (s *storage) setupScratch(cfg *config.Config, class *config.Class, c *container, j *journal.Journal) error {
+	if len(class.Scratch) == 0 {
+		return nil
+	}
+	dir := scratchDir(cfg, c.namespace, c.id)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return err
+	}
+	if err := j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	rootfs := filepath.Join(c.bundle, "rootfs")
+	for i, sc := range class.Scratch {
+		owner, err := overlay.LookupOwner(c.rootfs, sc.Path)
+		if err != nil {
+			return fmt.Errorf("scratch %s: %w", sc.Path, err)
+		}
+		scratch := overlay.Scratch{Path: sc.Path, Disk: sc.Medium == config.MediumDisk, Size: uint64(sc.Size)}
+		m, err := scratch.Setup(s.mounter, j, filepath.Join(dir, strconv.Itoa(i)), rootfs, owner)
+		if err != nil {
+			return fmt.Errorf("scratch %s: %w", sc.Path, err)
+		}
+		addMount(c.spec, m)
+	}
+	return nil
+}
+
+// setupVolumes attaches the machine root volume and the class's volumes.
+func (s *storage) setupVolumes(cfg *config.Config, class *config.Class, c *container, j *journal.Journal) error {
+	store := volumes.Open(cfg.StateDir, s.mounter, s.locks)
+	vars := templateVars(c.spec.Annotations, c.namespace, c.id)
+	holder := volumes.Holder{Namespace: c.namespace, Container: c.id, Since: time.Now().UTC(), PID: os.Getpid()}
+	if class.Mode == config.ModeMachine {
+		a, err := attach(store, j, cfg, class, vars, holder, class.Backend, class.VolumeName, class.Size, false)
+		if err != nil {
+			return err
+		}
+		if err := s.moveRoot(c, a); err != nil {
+			return fmt.Errorf("root volume %s: %w", a.Meta.Name, err)
+		}
+	}
+	for _, v := range class.Volumes {
+		a, err := attach(store, j, cfg, class, vars, holder, v.Backend, v.Name, v.Size, v.Shared)
+		if err != nil {
+			return err
+		}
+		owner, err := overlay.LookupOwner(c.rootfs, v.Path)
+		if err != nil {
+			return fmt.Errorf("volume %s at %s: %w", a.Meta.Name, v.Path, err)
+		}
+		data, err := a.Subdir("data", owner)
+		if err != nil {
+			return fmt.Errorf("volume %s: %w", a.Meta.Name, err)
+		}
+		addMount(c.spec, specs.Mount{Destination: v.Path, Type: "bind", Source: data, Options: []string{"rbind", "rw"}})
+	}
+	return nil
+}
+
+// attach expands a volume's name template and attaches it.
+func attach(store *volumes.Store, j *journal.Journal, cfg *config.Config, class *config.Class, vars map[string]string,
+	holder volumes.Holder, backendName, template string, size config.Size, shared bool) (*volumes.Attached, error) {
+	name, err := config.Expand(template, vars)
+	if err == nil {
+		err = volumes.ValidateName(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("volume name template %q of class %s gave %q: %w", template, class.Name, name, err)
+	}
+	b, _ := cfg.Backend(backendName) // validated with the config
+	if size == 0 {
+		size = b.DefaultSize
+	}
+	return store.Attach(j, volumes.AttachOptions{
+		Namespace: holder.Namespace,
+		Name:      name,
+		Backend:   volumes.Backend{Name: b.Name, Type: string(b.Type), Path: b.Path},
+		Size:      uint64(size),
+		Shared:    shared,
+		Class:     class.Name,
+		Holder:    holder,
+	})
+}
+
+// moveRoot makes the volume hold the container's writable root layer.
+func (s *storage) moveRoot(c *container, a *volumes.Attached) error {
+	if len(c.rootfs) != 1 {
+		return fmt.Errorf("machine mode needs a root of one overlay mount, got %d mounts: use the overlayfs snapshotter", len(c.rootfs))
+	}
+	upper, err := a.Subdir("upper", overlay.Owner{Mode: 0o755})
+	if err != nil {
+		return err
+	}
+	work, err := a.Subdir("work", overlay.Owner{Mode: 0o700})
+	if err != nil {
+		return err
+	}
+	opts, err := overlay.MoveUpper(c.rootfs[0].Type, c.rootfs[0].Options, upper, work)
+	if err != nil {
+		return err
+	}
+	c.rootfs[0].Options = opts
+	return nil
+}
+
+// teardown undoes the journal at path; a missing journal is success.
+func (s *storage) teardown(ctx context.Context, path string) error {
+	return journal.Replay(path, undoer{s.mounter, s.locks})
+}
+
+// teardownBundle undoes the setup of the container whose bundle is given.
+func (s *storage) teardownBundle(ctx context.Context, bundle string) error {
+	b, err := os.ReadFile(filepath.Join(bundle, journalPointer))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.teardown(ctx, strings.TrimSpace(string(b)))
+}
+
+// addMount adds m to the spec, replacing a mount at the same destination:
+// the class decides what is at its paths.
+func addMount(spec *specs.Spec, m specs.Mount) {
+	kept := spec.Mounts[:0]
+	for _, old := range spec.Mounts {
+		if filepath.Clean(old.Destination) != m.Destination {
+			kept = append(kept, old)
+		}
+	}
+	spec.Mounts = append(kept, m)
+}
+
+// undoer undoes journal steps on the real host.
+type undoer struct {
+	mounter host.Mounter
+	locks   *volumes.Locks
+}
+
+func (u undoer) Unmount(path string) error { return u.mounter.Unmount(path) }
+
+func (u undoer) Unlock(path string) error { return u.locks.Release(path) }
+
+func (u undoer) Sync(path string) error {
+	if err := volumes.Syncfs(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func newStorage(m host.Mounter) *storage {
+	return &storage{mounter: m, locks: volumes.NewLocks()}
+}

@@ -1,0 +1,119 @@
+package volumes
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
+
+	"github.com/containerd-persist/containerd-persist/journal"
+	"github.com/containerd-persist/containerd-persist/overlay"
+)
+
+// AttachOptions says which volume to attach, and how to make it if missing.
+type AttachOptions struct {
+	Namespace string
+	Name      string
+	Backend   Backend
+	Size      uint64 // of a new loopfile volume
+	Shared    bool
+	Class     string
+	Holder    Holder
+}
+
+// Attached is a volume attached to a container.
+type Attached struct {
+	Dir  string // the volume's directory in its backend
+	Root string // its content: a dir volume's fs/, or a loopfile's mount
+	Meta Meta
+}
+
+// Attach locks the volume, creates it if missing and, for a loopfile volume,
+// mounts it. Every step is journaled first; undoing the journal syncs the
+// volume, unmounts it and releases the lock, in that order.
+func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
+	if err := ValidateName(o.Name); err != nil {
+		return nil, err
+	}
+	lock := s.LockPath(o.Namespace, o.Name)
+	if err := j.Record(journal.Step{Kind: journal.Lock, Path: lock}); err != nil {
+		return nil, err
+	}
+	if err := s.locks.Acquire(lock, o.Holder, o.Shared); err != nil {
+		return nil, fmt.Errorf("attach volume %s: %w", o.Name, err)
+	}
+	a := &Attached{Dir: o.Backend.Dir(o.Namespace, o.Name)}
+	meta, err := ReadMeta(a.Dir)
+	if errdefs.IsNotFound(err) {
+		err = s.Create(o.Backend, Meta{Name: o.Name, Namespace: o.Namespace, Size: o.Size, Class: o.Class})
+		if err == nil || errdefs.IsAlreadyExists(err) { // a shared volume's other holder made it
+			meta, err = ReadMeta(a.Dir)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("attach volume %s: %w", o.Name, err)
+	}
+	a.Root = filepath.Join(a.Dir, contentFS)
+	if meta.Type == Loopfile {
+		if a.Root, err = s.mountImage(j, a.Dir, o.Namespace, o.Name); err != nil {
+			return nil, fmt.Errorf("attach volume %s: %w", o.Name, err)
+		}
+	}
+	if err := j.Record(journal.Step{Kind: journal.Sync, Path: a.Root}); err != nil {
+		return nil, err
+	}
+	if !o.Shared {
+		meta.LastAttached = time.Now().UTC()
+		meta.LastHolder = o.Holder.Container
+		if err := WriteMeta(a.Dir, meta); err != nil {
+			return nil, fmt.Errorf("attach volume %s: %w", o.Name, err)
+		}
+	}
+	a.Meta = meta
+	return a, nil
+}
+
+// mountImage loop-mounts a loopfile volume's image under the state dir.
+func (s *Store) mountImage(j *journal.Journal, dir, ns, name string) (string, error) {
+	target := s.MountPath(ns, name)
+	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+		return "", err
+	}
+	if err := j.Record(journal.Step{Kind: journal.Dir, Path: target}); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(target, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
+	if err := j.Record(journal.Step{Kind: journal.Mount, Path: target}); err != nil {
+		return "", err
+	}
+	m := mount.Mount{Type: "ext4", Source: filepath.Join(dir, imageFile), Options: []string{"loop"}}
+	if err := s.mounter.Mount(m, target); err != nil {
+		return "", err
+	}
+	return target, nil
+}
+
+// Subdir makes (if missing) and returns a directory directly under an
+// attached volume's root, with owner's mode and ownership when it is new. It
+// refuses a symlink that a container may have put there.
+func (a *Attached) Subdir(name string, owner overlay.Owner) (string, error) {
+	p := filepath.Join(a.Root, name)
+	if err := owner.Mkdir(p); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%s in volume %s is not a directory", name, a.Meta.Name)
+	}
+	return p, nil
+}

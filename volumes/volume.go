@@ -1,0 +1,192 @@
+package volumes
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/containerd-persist/containerd-persist/host"
+)
+
+// Backend types.
+const (
+	Dir      = "dir"
+	Loopfile = "loopfile"
+)
+
+// Backend is a place where volumes live.
+type Backend struct {
+	Name string
+	Type string // Dir or Loopfile
+	Path string
+}
+
+// Image is the identity of the image layers under a machine volume's layer.
+type Image struct {
+	Name    string `json:"name,omitempty"`
+	ChainID string `json:"chain_id"`
+}
+
+// ImageChange records that a machine volume was attached over a new image.
+type ImageChange struct {
+	From Image     `json:"from"`
+	To   Image     `json:"to"`
+	At   time.Time `json:"at"`
+}
+
+// Meta is a volume's metadata, kept in volume.json.
+type Meta struct {
+	Name         string        `json:"name"`
+	Namespace    string        `json:"namespace"`
+	Backend      string        `json:"backend"`
+	Type         string        `json:"type"`
+	Size         uint64        `json:"size,omitempty"`
+	Created      time.Time     `json:"created"`
+	LastAttached time.Time     `json:"last_attached,omitzero"`
+	LastHolder   string        `json:"last_holder,omitempty"`
+	Class        string        `json:"class,omitempty"`
+	Image        *Image        `json:"image,omitempty"`
+	ImageChanges []ImageChange `json:"image_changes,omitempty"`
+}
+
+const (
+	metaFile  = "volume.json"
+	contentFS = "fs"       // a dir volume's content
+	imageFile = "disk.img" // a loopfile volume's filesystem image
+)
+
+// Store finds, creates and attaches volumes.
+type Store struct {
+	stateDir string
+	mounter  host.Mounter
+	locks    *Locks
+}
+
+// Open returns the store whose locks and loop mounts live under stateDir.
+func Open(stateDir string, m host.Mounter, locks *Locks) *Store {
+	return &Store{stateDir: stateDir, mounter: m, locks: locks}
+}
+
+// Dir returns the directory of volume name of namespace ns in backend b.
+func (b Backend) Dir(ns, name string) string { return filepath.Join(b.Path, ns, name) }
+
+// LockPath returns the path of a volume's lock.
+func (s *Store) LockPath(ns, name string) string {
+	return filepath.Join(s.stateDir, "locks", ns, name)
+}
+
+// MountPath returns where a loopfile volume is mounted while attached.
+func (s *Store) MountPath(ns, name string) string {
+	return filepath.Join(s.stateDir, "mounts", ns, name)
+}
+
+// ReadMeta reads the metadata of a volume directory.
+func ReadMeta(dir string) (Meta, error) {
+	var m Meta
+	b, err := os.ReadFile(filepath.Join(dir, metaFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("volume %s does not exist", filepath.Base(dir)))
+	}
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("read %s: %w", filepath.Join(dir, metaFile), err)
+	}
+	return m, nil
+}
+
+// WriteMeta replaces a volume's metadata atomically.
+func WriteMeta(dir string, m Meta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, metaFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Create makes a volume in b, whole or not at all: it is built in a hidden
+// directory beside its place and renamed into place. Creating a volume that
+// exists is ErrAlreadyExists.
+func (s *Store) Create(b Backend, m Meta) (retErr error) {
+	if err := ValidateName(m.Name); err != nil {
+		return err
+	}
+	parent := filepath.Join(b.Path, m.Namespace)
+	if err := checkBackend(b); err != nil {
+		return err
+	}
+	if b.Type == Loopfile {
+		if err := checkFree(b, m.Size); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return fmt.Errorf("create volume %s: %w", m.Name, err)
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(parent, ".creating-"+m.Name+"-"+hex.EncodeToString(rnd[:]))
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return fmt.Errorf("create volume %s: %w", m.Name, err)
+	}
+	defer func() {
+		if retErr != nil {
+			os.RemoveAll(tmp) // never mounted: safe to remove whole
+		}
+	}()
+	switch b.Type {
+	case Dir:
+		if err := os.Mkdir(filepath.Join(tmp, contentFS), 0o755); err != nil {
+			return err
+		}
+	case Loopfile:
+		if err := s.mounter.MakeImage(filepath.Join(tmp, imageFile), m.Size, true); err != nil {
+			return fmt.Errorf("create volume %s: %w", m.Name, err)
+		}
+	}
+	m.Backend, m.Type, m.Created = b.Name, b.Type, time.Now().UTC()
+	if err := WriteMeta(tmp, m); err != nil {
+		return err
+	}
+	if err := syncDir(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, b.Dir(m.Namespace, m.Name)); err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, unixENOTEMPTY) {
+			return errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf("volume %s already exists in namespace %s", m.Name, m.Namespace))
+		}
+		return fmt.Errorf("create volume %s: %w", m.Name, err)
+	}
+	return syncDir(parent)
+}
+
+// checkBackend says what to do when a backend's directory is missing.
+func checkBackend(b Backend) error {
+	fi, err := os.Stat(b.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf(
+			"backend %s: directory %s does not exist: create it (or mount its storage) first", b.Name, b.Path))
+	}
+	if err != nil {
+		return fmt.Errorf("backend %s: %w", b.Name, err)
+	}
+	if !fi.IsDir() {
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf(
+			"backend %s: %s is not a directory: point path at a directory", b.Name, b.Path))
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+package volumes
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+)
+
+const unixENOTEMPTY = unix.ENOTEMPTY
+
+// checkFree refuses a loopfile volume larger than the backend's free space:
+// a sparse image could be made, but would fail its writes later.
+func checkFree(b Backend, size uint64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(b.Path, &st); err != nil {
+		return fmt.Errorf("backend %s: %w", b.Name, err)
+	}
+	free := st.Bavail * uint64(st.Bsize)
+	if size > free {
+		return errdefs.ErrResourceExhausted.WithMessage(fmt.Sprintf(
+			"backend %s: a volume of %d bytes does not fit in the %d bytes free on %s: free space or ask for a smaller size",
+			b.Name, size, free, b.Path))
+	}
+	return nil
+}
+
+// syncDir makes a directory's entries durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// Syncfs flushes the whole filesystem that holds path.
+func Syncfs(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Syncfs(fd)
+}
