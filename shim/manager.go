@@ -43,7 +43,7 @@ func (m manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 		return status, err
 	}
 	bundle := filepath.Join(filepath.Dir(cwd), id)
-	if err := newStorage(host.Linux{}).teardownBundle(ctx, bundle); err != nil {
+	if err := newStorage("", host.Linux{}).teardownBundle(ctx, bundle); err != nil {
 		return status, fmt.Errorf("release storage of container %s: %w", id, err)
 	}
 	return status, nil

@@ -49,7 +49,7 @@ func init() {
 			return &service{
 				TTRPCTaskService: runc,
 				configs:          &configs{systemPath: config.SystemPath},
-				storage:          newStorage(host.Linux{}),
+				storage:          newStorage(ic.Properties[plugins.PropertyGRPCAddress], host.Linux{}),
 			}, nil
 		},
 	})

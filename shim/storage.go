@@ -37,6 +37,7 @@ type container struct {
 
 // storage sets up and tears down the storage of containers.
 type storage struct {
+	address string // containerd's gRPC socket, asked about machine images
 	mounter host.Mounter
 	locks   *volumes.Locks // held by this process for its containers' lives
 }
@@ -82,7 +83,7 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 	if err := s.setupScratch(cfg, class, c, j); err != nil {
 		return err
 	}
-	return s.setupVolumes(cfg, class, c, j)
+	return s.setupVolumes(ctx, cfg, class, c, j)
 }
 
 // setupScratch mounts the class's scratch areas and lays them over the image.
@@ -117,12 +118,17 @@ func (s *storage) setupScratch(cfg *config.Config, class *config.Class, c *conta
 }
 
 // setupVolumes attaches the machine root volume and the class's volumes.
-func (s *storage) setupVolumes(cfg *config.Config, class *config.Class, c *container, j *journal.Journal) error {
+func (s *storage) setupVolumes(ctx context.Context, cfg *config.Config, class *config.Class, c *container, j *journal.Journal) error {
 	store := volumes.Open(cfg.StateDir, s.mounter, s.locks)
 	vars := templateVars(c.spec.Annotations, c.namespace, c.id)
 	holder := volumes.Holder{Namespace: c.namespace, Container: c.id, Since: time.Now().UTC(), PID: os.Getpid()}
 	if class.Mode == config.ModeMachine {
-		a, err := attach(store, j, cfg, class, vars, holder, class.Backend, class.VolumeName, class.Size, false)
+		img, err := imageOf(ctx, s.address, c.namespace, c.id)
+		if err != nil {
+			return err
+		}
+		root := rootVolume{image: img, refuseChange: class.OnImageChange == config.ImageRefuse}
+		a, err := attach(store, j, cfg, class, vars, holder, class.Backend, class.VolumeName, class.Size, false, &root)
 		if err != nil {
 			return err
 		}
@@ -131,7 +137,7 @@ func (s *storage) setupVolumes(cfg *config.Config, class *config.Class, c *conta
 		}
 	}
 	for _, v := range class.Volumes {
-		a, err := attach(store, j, cfg, class, vars, holder, v.Backend, v.Name, v.Size, v.Shared)
+		a, err := attach(store, j, cfg, class, vars, holder, v.Backend, v.Name, v.Size, v.Shared, nil)
 		if err != nil {
 			return err
 		}
@@ -148,9 +154,15 @@ func (s *storage) setupVolumes(cfg *config.Config, class *config.Class, c *conta
 	return nil
 }
 
+// rootVolume is what attaching a machine root volume also checks.
+type rootVolume struct {
+	image        volumes.Image
+	refuseChange bool
+}
+
 // attach expands a volume's name template and attaches it.
 func attach(store *volumes.Store, j *journal.Journal, cfg *config.Config, class *config.Class, vars map[string]string,
-	holder volumes.Holder, backendName, template string, size config.Size, shared bool) (*volumes.Attached, error) {
+	holder volumes.Holder, backendName, template string, size config.Size, shared bool, root *rootVolume) (*volumes.Attached, error) {
 	name, err := config.Expand(template, vars)
 	if err == nil {
 		err = volumes.ValidateName(name)
@@ -162,7 +174,7 @@ func attach(store *volumes.Store, j *journal.Journal, cfg *config.Config, class 
 	if size == 0 {
 		size = b.DefaultSize
 	}
-	return store.Attach(j, volumes.AttachOptions{
+	o := volumes.AttachOptions{
 		Namespace: holder.Namespace,
 		Name:      name,
 		Backend:   volumes.Backend{Name: b.Name, Type: string(b.Type), Path: b.Path},
@@ -170,7 +182,11 @@ func attach(store *volumes.Store, j *journal.Journal, cfg *config.Config, class 
 		Shared:    shared,
 		Class:     class.Name,
 		Holder:    holder,
-	})
+	}
+	if root != nil {
+		o.Image, o.RefuseImageChange = &root.image, root.refuseChange
+	}
+	return store.Attach(j, o)
 }
 
 // moveRoot makes the volume hold the container's writable root layer.
@@ -240,6 +256,6 @@ func (u undoer) Sync(path string) error {
 	return nil
 }
 
-func newStorage(m host.Mounter) *storage {
-	return &storage{mounter: m, locks: volumes.NewLocks()}
+func newStorage(address string, m host.Mounter) *storage {
+	return &storage{address: address, mounter: m, locks: volumes.NewLocks()}
 }

@@ -24,6 +24,10 @@ type AttachOptions struct {
 	Shared    bool
 	Class     string
 	Holder    Holder
+	// Image, for a machine root volume, is the image under its layer; a
+	// change of image is recorded, or refused when RefuseImageChange is set.
+	Image             *Image
+	RefuseImageChange bool
 }
 
 // Attached is a volume attached to a container.
@@ -66,6 +70,11 @@ func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
 	}
 	if err := j.Record(journal.Step{Kind: journal.Sync, Path: a.Root}); err != nil {
 		return nil, err
+	}
+	if o.Image != nil {
+		if err := meta.setImage(*o.Image, o.RefuseImageChange); err != nil {
+			return nil, err
+		}
 	}
 	if !o.Shared {
 		meta.LastAttached = time.Now().UTC()

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -126,7 +127,7 @@ func (s *Store) Create(b Backend, m Meta) (retErr error) {
 		return err
 	}
 	parent := filepath.Join(b.Path, m.Namespace)
-	if err := checkBackend(b); err != nil {
+	if err := s.checkBackend(b); err != nil {
 		return err
 	}
 	if b.Type == Loopfile {
@@ -174,9 +175,15 @@ func (s *Store) Create(b Backend, m Meta) (retErr error) {
 	return syncDir(parent)
 }
 
-// checkBackend says what to do when a backend's directory is missing.
-func checkBackend(b Backend) error {
+// checkBackend says what to do when a backend's directory is missing. One
+// under the state dir is made: the store owns it. One elsewhere may be a
+// mountpoint whose storage is not mounted, and writing there would fill the
+// wrong filesystem.
+func (s *Store) checkBackend(b Backend) error {
 	fi, err := os.Stat(b.Path)
+	if errors.Is(err, fs.ErrNotExist) && strings.HasPrefix(b.Path, s.stateDir+"/") {
+		return os.MkdirAll(b.Path, 0o700)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf(
 			"backend %s: directory %s does not exist: create it (or mount its storage) first", b.Name, b.Path))

@@ -1,0 +1,305 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// head is a valid start that the bad configs below build on; it is 8 lines,
+// so a case's own lines start at line 9.
+const head = `version = 1
+default_class = "web"
+[backends.local]
+type = "dir"
+path = "/srv/dir"
+[backends.sized]
+type = "loopfile"
+path = "/srv/sized"
+`
+
+func TestParseBad(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		doc  string
+		line int
+		key  string
+		msg  string
+	}{
+		{"unknown key", head + `[classes.web]
+mode = "immutable"
+sise = "1g"
+`, 11, "classes.web.sise", "unknown key; see persistctl config default"},
+		{"unknown key in second scratch", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp"
+size = "1m"
+[[classes.web.scratch]]
+path = "/var/tmp"
+sise = "1m"
+`, 16, "classes.web.scratch[1].sise", "unknown key"},
+		{"unknown table", head + `[classes.web]
+mode = "immutable"
+[volumes.x]
+`, 11, "volumes.x", "unknown key"},
+		{"bad mode", head + `[classes.web]
+mode = "vm"
+`, 10, "classes.web.mode", `mode "vm" is not a mode: use "immutable" or "machine"`},
+		{"missing mode", head + `[classes.web]
+selectable = true
+`, 9, "classes.web.mode", "mode is required"},
+		{"bad size", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp"
+size = "12XB"
+`, 13, "classes.web.scratch[0].size", `"12XB" is not a size: use a number with KiB`},
+		{"zero size", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp"
+size = "0"
+`, 13, "classes.web.scratch[0].size", "size must be greater than zero"},
+		{"integer zero size", head + `[classes.web]
+mode = "immutable"
+scratch = [{ path = "/tmp", size = 0 }]
+`, 11, "classes.web.scratch[0].size", "size must be greater than zero"},
+		{"missing scratch size", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp"
+`, 11, "classes.web.scratch[0].size", "size is required"},
+		{"relative scratch path", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "tmp"
+size = "1m"
+`, 12, "classes.web.scratch[0].path", `"tmp" is not absolute`},
+		{"unclean scratch path", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp/"
+size = "1m"
+`, 12, "classes.web.scratch[0].path", `write it as "/tmp"`},
+		{"root scratch path", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/"
+size = "1m"
+`, 12, "classes.web.scratch[0].path", `"/" cannot be used`},
+		{"bad medium", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp"
+medium = "ram"
+size = "1m"
+`, 13, "classes.web.scratch[0].medium", `medium "ram" is not a medium`},
+		{"overlapping paths", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/var/lib"
+size = "1m"
+[[classes.web.volumes]]
+path = "/var/lib/pg"
+backend = "local"
+name = "{name}"
+`, 15, "classes.web.volumes[0].path", `overlaps classes.web.scratch[0].path ("/var/lib")`},
+		{"equal paths", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp"
+size = "1m"
+[[classes.web.scratch]]
+path = "/tmp"
+size = "1m"
+`, 15, "classes.web.scratch[1].path", "overlaps classes.web.scratch[0].path"},
+		{"undefined backend", head + `[classes.web]
+mode = "machine"
+backend = "nfs"
+`, 11, "classes.web.backend", `backend "nfs" is not defined; use one of local, sized, or define [backends.nfs]`},
+		{"machine without backend", head + `[classes.web]
+mode = "machine"
+`, 9, "classes.web.backend", "backend is required"},
+		{"volume undefined backend", head + `[classes.web]
+mode = "immutable"
+[[classes.web.volumes]]
+path = "/data"
+backend = "nfs"
+name = "{name}"
+`, 13, "classes.web.volumes[0].backend", `backend "nfs" is not defined`},
+		{"immutable with backend", head + `[classes.web]
+mode = "immutable"
+backend = "local"
+`, 11, "classes.web.backend", "only machine classes have a root volume; remove backend"},
+		{"immutable with on_image_change", head + `[classes.web]
+mode = "immutable"
+on_image_change = "keep"
+`, 11, "classes.web.on_image_change", "only machine classes have a root volume"},
+		{"bad on_image_change", head + `[classes.web]
+mode = "machine"
+backend = "local"
+on_image_change = "rebuild"
+`, 12, "classes.web.on_image_change", `use "keep" or "refuse"`},
+		{"machine size on dir backend", head + `[classes.web]
+mode = "machine"
+backend = "local"
+size = "1g"
+`, 12, "classes.web.size", "dir backend, which has no size limit"},
+		{"shared on loopfile", head + `[classes.web]
+mode = "immutable"
+[[classes.web.volumes]]
+path = "/data"
+backend = "sized"
+name = "cache"
+shared = true
+`, 15, "classes.web.volumes[0].shared", "shared volumes need a dir backend"},
+		{"volume without name", head + `[classes.web]
+mode = "immutable"
+[[classes.web.volumes]]
+path = "/data"
+backend = "local"
+`, 11, "classes.web.volumes[0].name", "name is required"},
+		{"unknown placeholder", head + `[classes.web]
+mode = "machine"
+backend = "local"
+name = "{pod}"
+`, 12, "classes.web.name", "unknown placeholder {pod}"},
+		{"unsafe literal in name", head + `[classes.web]
+mode = "machine"
+backend = "local"
+name = "../{name}"
+`, 12, "classes.web.name", `"../" cannot be part of a volume name`},
+		{"default_size on dir", `version = 1
+default_class = "web"
+[backends.local]
+type = "dir"
+path = "/srv/dir"
+default_size = "1g"
+[classes.web]
+mode = "immutable"
+`, 6, "backends.local.default_size", "only loopfile backends have a size"},
+		{"relative backend path", `version = 1
+default_class = "web"
+[backends.local]
+type = "dir"
+path = "srv"
+[classes.web]
+mode = "immutable"
+`, 5, "backends.local.path", `"srv" is not absolute`},
+		{"bad backend type", `version = 1
+default_class = "web"
+[backends.local]
+type = "nfs"
+path = "/srv"
+[classes.web]
+mode = "immutable"
+`, 4, "backends.local.type", `type "nfs" is not a backend type`},
+		{"bad class name", head + `[classes.web]
+mode = "immutable"
+[classes.Web]
+mode = "immutable"
+`, 11, "classes.Web", `class name "Web" is not allowed`},
+		{"undefined default class", `version = 1
+default_class = "www"
+[classes.web]
+mode = "immutable"
+`, 2, "default_class", `class "www" is not defined; use one of web, or define [classes.www]`},
+		{"missing default class", `version = 1
+[classes.web]
+mode = "immutable"
+`, 0, "default_class", "default_class is required"},
+		{"missing version", `default_class = "web"
+[classes.web]
+mode = "immutable"
+`, 0, "version", "version = 1 is required"},
+		{"wrong version", `version = 2
+default_class = "web"
+[classes.web]
+mode = "immutable"
+`, 1, "version", "version 2 is not supported"},
+		{"wrong type", head + `[classes.web]
+mode = "immutable"
+selectable = "yes"
+`, 11, "classes.web.selectable", "wrong type of value: use true or false"},
+		{"syntax error", head + `[classes.web]
+mode = "immutable
+`, 10, "", "not valid TOML"},
+		{"duplicate key", head + `[classes.web]
+mode = "immutable"
+mode = "machine"
+`, 11, "classes.web.mode", "not valid TOML: key mode is already defined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.doc), "bad.toml")
+			if err == nil {
+				t.Fatalf("Parse accepted it: %+v", c)
+			}
+			var cerr *Error
+			if !errors.As(err, &cerr) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Parse error %v (%T) is not an *Error wrapping ErrInvalid", err, err)
+			}
+			if len(cerr.Problems) != 1 {
+				t.Fatalf("want exactly one problem, got %q", cerr.Lines())
+			}
+			p := cerr.Problems[0]
+			if p.Line != tc.line || p.Key != tc.key || !strings.Contains(p.Msg, tc.msg) {
+				t.Fatalf("problem %+v, want line %d key %q msg containing %q", p, tc.line, tc.key, tc.msg)
+			}
+			if !strings.HasPrefix(err.Error(), "config bad.toml: ") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Error() = %q, want one line starting with the source", err)
+			}
+		})
+	}
+}
+
+// Every problem is reported at once, in line order, and Error() joins them.
+func TestParseCollectsAll(t *testing.T) {
+	doc := `version = 1
+default_class = "web"
+[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp"
+size = "0"
+[[classes.web.scratch]]
+path = "tmp"
+size = "1.5GiB"
+[classes.x]
+mode = "vm"
+`
+	_, err := Parse([]byte(doc), "all.toml")
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("Parse = %v, want *Error", err)
+	}
+	want := []string{
+		`line 7: classes.web.scratch[0].size: "0" is not a size: size must be greater than zero`,
+		`line 9: classes.web.scratch[1].path: "tmp" is not absolute: use an absolute directory in the container, like /tmp`,
+		`line 10: classes.web.scratch[1].size: "1.5GiB" is not a size: use a whole number, like 1536MiB rather than 1.5GiB`,
+		`line 12: classes.x.mode: mode "vm" is not a mode: use "immutable" or "machine"`,
+	}
+	if got := cerr.Lines(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("Lines() =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got, wantErr := err.Error(), "config all.toml: "+strings.Join(want, "; "); got != wantErr {
+		t.Fatalf("Error() =\n%s\nwant\n%s", got, wantErr)
+	}
+}
+
+func TestProblemString(t *testing.T) {
+	for _, tc := range []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{Line: 3, Key: "a.b", Msg: "bad"}, "line 3: a.b: bad"},
+		{Problem{Key: "version", Msg: "required"}, "version: required"},
+		{Problem{Line: 2, Msg: "not valid TOML"}, "line 2: not valid TOML"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			if got := tc.p.String(); got != tc.want {
+				t.Fatalf("String() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
