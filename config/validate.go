@@ -243,6 +243,9 @@ func checkPath(ch *checker, key, p, want string) bool {
 		ch.add(key, "%q is not a clean path: write it as %q", p, path.Clean(p))
 	case p == "/":
 		ch.add(key, "\"/\" cannot be used: use %s", want)
+	case strings.ContainsAny(p, ",:"):
+		// Paths go into overlay mount options, where , and : separate.
+		ch.add(key, "%q holds a comma or colon, which mount options cannot carry: rename the directory", p)
 	default:
 		return true
 	}

@@ -76,6 +76,12 @@ mode = "immutable"
 path = "tmp"
 size = "1m"
 `, 12, "classes.web.scratch[0].path", `"tmp" is not absolute`},
+		{"scratch path with a colon", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/a:b"
+size = "1m"
+`, 12, "classes.web.scratch[0].path", "comma or colon"},
 		{"unclean scratch path", head + `[classes.web]
 mode = "immutable"
 [[classes.web.scratch]]

@@ -31,12 +31,12 @@ func resolveClass(cfg *config.Config, annotations map[string]string) (*config.Cl
 	}
 	class, ok := cfg.Class(name)
 	if !ok {
-		return nil, fmt.Errorf("class %q is not in config %s (classes: %s); pick one of them in %s: %w",
-			name, cfg.Source, strings.Join(cfg.ClassNames(), ", "), AnnotationClass, errdefs.ErrNotFound)
+		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("class %q is not in config %s (classes: %s): pick one of them in %s",
+			name, cfg.Source, strings.Join(cfg.ClassNames(), ", "), AnnotationClass))
 	}
 	if asked && !class.Selectable {
-		return nil, fmt.Errorf("class %q may not be picked by annotation: set selectable = true on it in config %s: %w",
-			name, cfg.Source, errdefs.ErrPermissionDenied)
+		return nil, errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf(
+			"class %q may not be picked by annotation: set selectable = true on it in config %s", name, cfg.Source))
 	}
 	return class, nil
 }

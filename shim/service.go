@@ -102,12 +102,12 @@ func (s *service) prepare(ctx context.Context, r *taskapi.CreateTaskRequest) (*c
 	}
 	opts, err := splitOptions(r.Options)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, nil, nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
 	r.Options = opts.runc
 	cfg, err := s.configs.load(opts)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, nil, nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
 	spec, err := oci.ReadSpec(filepath.Join(r.Bundle, oci.ConfigFilename))
 	if err != nil {

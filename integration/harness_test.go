@@ -1,0 +1,259 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// tcase is one test's world: its config, state dir and backends, and the
+// containers it made, which are deleted when it ends.
+type tcase struct {
+	t          *testing.T
+	dir        string // holds the state dir and the backends
+	stateDir   string
+	configPath string
+	namespace  string
+	containers map[string]bool
+}
+
+// newCase makes a test's world with a config whose state dir and backends
+// live in a fresh directory. body is the config after state_dir; it may
+// use {dir} for that directory.
+func newCase(t *testing.T, body string) *tcase {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	tc := &tcase{t: t, dir: t.TempDir(), namespace: namespace, containers: map[string]bool{}}
+	tc.stateDir = filepath.Join(tc.dir, "state")
+	if body != "" {
+		tc.configPath = filepath.Join(tc.dir, "persist.toml")
+		cfg := fmt.Sprintf("version = 1\nstate_dir = %q\n%s", tc.stateDir, strings.ReplaceAll(body, "{dir}", tc.dir))
+		if err := os.WriteFile(tc.configPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Registered after TempDir, so it runs first: containers are deleted and
+	// leftovers unmounted before the directory is removed.
+	t.Cleanup(tc.cleanup)
+	return tc
+}
+
+// ctr runs ctr against the test daemon in namespace ns.
+func ctr(ns string, args ...string) (string, error) {
+	cmd := exec.Command(daemon.ctr, append([]string{"-a", daemon.address, "-n", ns}, args...)...)
+	cmd.Env = append(os.Environ(), "CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// runArgs are the ctr run arguments for a container of this test.
+func (tc *tcase) runArgs(id, image string, annotations []string, cmd []string, detach bool) []string {
+	args := []string{"run", "--runtime", runtimeName}
+	if detach {
+		args = append(args, "-d")
+	} else {
+		args = append(args, "--rm")
+	}
+	if tc.configPath != "" {
+		args = append(args, "--runtime-config-path", tc.configPath)
+	}
+	for _, a := range annotations {
+		args = append(args, "--annotation", a)
+	}
+	tc.containers[id] = true
+	return append(append(args, image, id), cmd...)
+}
+
+// run runs a container to its end and returns its output.
+func (tc *tcase) run(id, image string, annotations []string, cmd ...string) (string, error) {
+	return ctr(tc.namespace, tc.runArgs(id, image, annotations, cmd, false)...)
+}
+
+// mustRun is run that fails the test on error.
+func (tc *tcase) mustRun(id, image string, annotations []string, cmd ...string) string {
+	tc.t.Helper()
+	out, err := tc.run(id, image, annotations, cmd...)
+	if err != nil {
+		tc.t.Fatalf("run %s: %v: %s", id, err, out)
+	}
+	return out
+}
+
+// start starts a container in the background.
+func (tc *tcase) start(id, image string, annotations []string, cmd ...string) (string, error) {
+	return ctr(tc.namespace, tc.runArgs(id, image, annotations, cmd, true)...)
+}
+
+// remove kills and deletes a container and its task.
+func (tc *tcase) remove(id string) error {
+	ctr(tc.namespace, "task", "kill", "-s", "SIGKILL", id)
+	for range 50 {
+		out, err := ctr(tc.namespace, "task", "rm", "-f", id)
+		if err == nil || strings.Contains(out, "not found") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, err := ctr(tc.namespace, "containers", "rm", id)
+	if err != nil && !strings.Contains(out, "not found") {
+		return fmt.Errorf("remove container %s: %v: %s", id, err, out)
+	}
+	delete(tc.containers, id)
+	return nil
+}
+
+// shimPID returns the PID of the shim serving a container.
+func (tc *tcase) shimPID(id string) int {
+	tc.t.Helper()
+	b, err := os.ReadFile(filepath.Join(daemon.dir, "state/io.containerd.runtime.v2.task", tc.namespace, id, "shim.pid"))
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	return pid
+}
+
+// killShim kills a container's shim with SIGKILL and waits until containerd
+// has cleaned up after it.
+func (tc *tcase) killShim(id string) {
+	tc.t.Helper()
+	pid := tc.shimPID(id)
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+		tc.t.Fatal(err)
+	}
+	journal := filepath.Join(tc.stateDir, "journal", tc.namespace, id)
+	tc.eventually("containerd to clean up after the killed shim of "+id, func() bool {
+		_, err := os.Stat(journal)
+		return os.IsNotExist(err)
+	})
+}
+
+// eventually waits up to 15 s for cond, then fails the test. It bounds a
+// wait for asynchronous cleanup; it is not a measure of speed.
+func (tc *tcase) eventually(what string, cond func() bool) {
+	tc.t.Helper()
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	tc.t.Fatalf("timed out waiting for %s", what)
+}
+
+func (tc *tcase) cleanup() {
+	ids := make([]string, 0, len(tc.containers))
+	for id := range tc.containers {
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		if err := tc.remove(id); err != nil {
+			tc.t.Error(err)
+		}
+	}
+	tc.assertClean()
+	unmountUnder(tc.dir)
+}
+
+// assertClean fails the test if anything of its containers is left: a mount
+// or loop device under its directory, or a journal, lock, scratch or mount
+// entry in its state dir (empty per-namespace directories may stay).
+func (tc *tcase) assertClean() {
+	tc.t.Helper()
+	for _, m := range mountsUnder(tc.dir) {
+		tc.t.Errorf("left mounted: %s", m)
+	}
+	for _, l := range loopsUnder(tc.dir) {
+		tc.t.Errorf("left a loop device: %s", l)
+	}
+	for _, e := range leftoversIn(tc.stateDir) {
+		tc.t.Errorf("left in the state dir: %s", e)
+	}
+}
+
+// leftoversIn lists what a state dir holds of containers.
+func leftoversIn(stateDir string) []string {
+	var left []string
+	for _, sub := range []string{"journal", "locks", "scratch", "mounts"} {
+		root := filepath.Join(stateDir, sub)
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			rel, _ := filepath.Rel(root, p)
+			if !d.IsDir() || strings.Count(rel, "/") >= 1 {
+				left = append(left, p)
+			}
+			return nil
+		})
+	}
+	return left
+}
+
+func mountsUnder(dir string) []string {
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var paths []string
+	for _, m := range ms {
+		paths = append(paths, m.Mountpoint)
+	}
+	return paths
+}
+
+// loopsUnder lists loop devices whose backing file is under dir.
+func loopsUnder(dir string) []string {
+	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	var loops []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil && strings.HasPrefix(string(bytes.TrimSpace(b)), dir+"/") {
+			loops = append(loops, strings.Split(f, "/")[3]+" on "+string(bytes.TrimSpace(b)))
+		}
+	}
+	return loops
+}
+
+// unmountUnder unmounts, deepest first and by path, whatever is mounted
+// under dir, so that removing dir cannot reach into a mounted filesystem.
+func unmountUnder(dir string) {
+	paths := mountsUnder(dir)
+	sort.Sort(sort.Reverse(sort.StringSlice(paths)))
+	for _, p := range paths {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
+			fmt.Fprintf(os.Stderr, "unmount %s: %v\n", p, err)
+		}
+	}
+}
+
+// annotations for picking a class and a name.
+func class(name string) string   { return "persist.containerd.io/class=" + name }
+func volName(name string) string { return "persist.containerd.io/name=" + name }
+
+func mustContain(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+func atoi(s string) int {
+	var n int
+	fmt.Sscan(s, &n)
+	return n
+}
