@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,14 +41,20 @@ type Journal struct {
 	f    *os.File
 }
 
-// Create makes a new journal at path; it fails if one exists, since a leftover
-// journal belongs to a setup that was never cleaned up.
+// Create makes a new journal at path and locks it until Close: a locked
+// journal belongs to a live container, and Replay leaves it alone. It fails
+// if a journal exists, since that belongs to a setup never cleaned up.
 func Create(path string) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
+		return nil, err
+	}
+	if err := lock(f); err != nil {
+		f.Close()
+		os.Remove(path)
 		return nil, err
 	}
 	return &Journal{path: path, f: f}, nil
@@ -69,7 +76,7 @@ func (j *Journal) Record(s Step) error {
 	return nil
 }
 
-// Close closes the file; the journal stays on disk for Undo.
+// Close closes and unlocks the file; the journal stays on disk for Replay.
 func (j *Journal) Close() error { return j.f.Close() }
 
 // Read returns the steps of the journal at path. A torn last line (the
@@ -79,6 +86,10 @@ func Read(path string) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parse(path, data)
+}
+
+func parse(path string, data []byte) ([]Step, error) {
 	lines := bytes.Split(data, []byte("\n"))
 	var steps []Step
 	for i, line := range lines {
@@ -135,12 +146,25 @@ func Undo(steps []Step, u Undoer) error {
 }
 
 // Replay undoes the journal at path and removes it once every step is undone.
-// A missing journal is success: there is nothing to clean up.
+// A missing journal is success: there is nothing to clean up. A journal still
+// locked by a live process is ErrInUse, and is left alone.
 func Replay(path string, u Undoer) error {
-	steps, err := Read(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := tryLock(f); err != nil {
+		return err
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	steps, err := parse(path, data)
 	if err != nil {
 		return err
 	}
@@ -151,4 +175,14 @@ func Replay(path string, u Undoer) error {
 		return err
 	}
 	return nil
+}
+
+// InUse reports whether a live process holds the journal at path.
+func InUse(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return errors.Is(tryLock(f), ErrInUse)
 }

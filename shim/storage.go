@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/mount"
@@ -19,6 +20,7 @@ import (
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/overlay"
+	"github.com/containerd-persist/containerd-persist/state"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
@@ -40,22 +42,17 @@ type storage struct {
 	address string // containerd's gRPC socket, asked about machine images
 	mounter host.Mounter
 	locks   *volumes.Locks // held by this process for its containers' lives
-}
 
-func journalPath(cfg *config.Config, namespace, id string) string {
-	return filepath.Join(cfg.StateDir, "journal", namespace, id)
-}
-
-func scratchDir(cfg *config.Config, namespace, id string) string {
-	return filepath.Join(cfg.StateDir, "scratch", namespace, id)
+	mu   sync.Mutex
+	open map[string]*journal.Journal // journals of live containers, kept locked
 }
 
 // setup gives c the storage of class, editing c.spec and c.rootfs. On error
 // everything it did is undone.
 func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.Class, c *container) (retErr error) {
-	jpath := journalPath(cfg, c.namespace, c.id)
+	jpath := state.Dir(cfg.StateDir).Journal(c.namespace, c.id)
 	// A journal left by an earlier container of the same ID is cleaned first.
-	if err := s.teardown(ctx, jpath); err != nil {
+	if err := s.undoer().Release(jpath); err != nil {
 		return fmt.Errorf("clean up leftovers of an earlier container %s (run persistctl gc): %w", c.id, err)
 	}
 	if err := os.WriteFile(filepath.Join(c.bundle, journalPointer), []byte(jpath), 0o600); err != nil {
@@ -66,11 +63,15 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 		return fmt.Errorf("create setup journal: %w", err)
 	}
 	defer func() {
+		if retErr == nil {
+			s.mu.Lock()
+			s.open[jpath] = j
+			s.mu.Unlock()
+			return
+		}
 		j.Close()
-		if retErr != nil {
-			if err := s.teardown(ctx, jpath); err != nil {
-				log.G(ctx).WithError(err).WithField("journal", jpath).Error("undo failed setup")
-			}
+		if err := s.undoer().Release(jpath); err != nil {
+			log.G(ctx).WithError(err).WithField("journal", jpath).Error("undo failed setup")
 		}
 	}()
 
@@ -91,7 +92,7 @@ func (s *storage) setupScratch(cfg *config.Config, class *config.Class, c *conta
 	if len(class.Scratch) == 0 {
 		return nil
 	}
-	dir := scratchDir(cfg, c.namespace, c.id)
+	dir := state.Dir(cfg.StateDir).Scratch(c.namespace, c.id)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return err
 	}
@@ -210,9 +211,16 @@ func (s *storage) moveRoot(c *container, a *volumes.Attached) error {
 	return nil
 }
 
-// teardown undoes the journal at path; a missing journal is success.
+// teardown releases a container's storage by its journal, which this process
+// holds open while the container lives; a missing journal is success.
 func (s *storage) teardown(ctx context.Context, path string) error {
-	return journal.Replay(path, undoer{s.mounter, s.locks})
+	s.mu.Lock()
+	if j, ok := s.open[path]; ok {
+		j.Close() // its lock says the container lives; this process ends that
+		delete(s.open, path)
+	}
+	s.mu.Unlock()
+	return s.undoer().Release(path)
 }
 
 // teardownBundle undoes the setup of the container whose bundle is given.
@@ -239,23 +247,10 @@ func addMount(spec *specs.Spec, m specs.Mount) {
 	spec.Mounts = append(kept, m)
 }
 
-// undoer undoes journal steps on the real host.
-type undoer struct {
-	mounter host.Mounter
-	locks   *volumes.Locks
-}
-
-func (u undoer) Unmount(path string) error { return u.mounter.Unmount(path) }
-
-func (u undoer) Unlock(path string) error { return u.locks.Release(path) }
-
-func (u undoer) Sync(path string) error {
-	if err := volumes.Syncfs(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
+func (s *storage) undoer() state.Undoer {
+	return state.Undoer{Mounter: s.mounter, Locks: s.locks}
 }
 
 func newStorage(address string, m host.Mounter) *storage {
-	return &storage{address: address, mounter: m, locks: volumes.NewLocks()}
+	return &storage{address: address, mounter: m, locks: volumes.NewLocks(), open: map[string]*journal.Journal{}}
 }

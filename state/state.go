@@ -1,0 +1,47 @@
+package state
+
+import (
+	"errors"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/journal"
+	"github.com/containerd-persist/containerd-persist/volumes"
+)
+
+// Dir is a state dir.
+type Dir string
+
+// Journal is the path of a container's setup journal.
+func (d Dir) Journal(namespace, id string) string {
+	return filepath.Join(string(d), "journal", namespace, id)
+}
+
+// Scratch is the directory of a container's scratch areas.
+func (d Dir) Scratch(namespace, id string) string {
+	return filepath.Join(string(d), "scratch", namespace, id)
+}
+
+// Undoer undoes journal steps on the real host.
+type Undoer struct {
+	Mounter host.Mounter
+	Locks   *volumes.Locks // the locks this process holds
+}
+
+// Unmount implements journal.Undoer.
+func (u Undoer) Unmount(path string) error { return u.Mounter.Unmount(path) }
+
+// Unlock implements journal.Undoer.
+func (u Undoer) Unlock(path string) error { return u.Locks.Release(path) }
+
+// Sync implements journal.Undoer: a volume is flushed before it is released.
+func (u Undoer) Sync(path string) error {
+	if err := volumes.Syncfs(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Release replays the journal at path, releasing a container's storage.
+func (u Undoer) Release(path string) error { return journal.Replay(path, u) }
