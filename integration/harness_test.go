@@ -114,16 +114,21 @@ func (tc *tcase) remove(id string) error {
 	return nil
 }
 
-// shimPID returns the PID of the shim serving a container.
+// shimPID returns the PID of the shim serving a container: the parent of
+// the container's init process, whose PID runc wrote into the bundle.
 func (tc *tcase) shimPID(id string) int {
 	tc.t.Helper()
-	b, err := os.ReadFile(filepath.Join(daemon.dir, "state/io.containerd.runtime.v2.task", tc.namespace, id, "shim.pid"))
+	b, err := os.ReadFile(filepath.Join(daemon.dir, "state/io.containerd.runtime.v2.task", tc.namespace, id, "init.pid"))
 	if err != nil {
 		tc.t.Fatal(err)
 	}
-	var pid int
-	fmt.Sscan(string(b), &pid)
-	return pid
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%s/stat", bytes.TrimSpace(b)))
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	// Fields after the command name, which ends with the last ")".
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return atoi(fields[1])
 }
 
 // killShim kills a container's shim with SIGKILL and waits until containerd
