@@ -1,0 +1,40 @@
+# containerd-persist: build, install, demo and test.
+# `make demo` and `make test` install what they need (scripts/install-deps.sh).
+
+GO       ?= go
+PREFIX   ?= /usr/local
+BINARIES := containerd-shim-persist-v1 persistctl
+
+export PATH := $(PATH):/usr/local/go/bin
+export CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS := 1
+
+.PHONY: all build install deps demo test unit integration lint bench clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -trimpath -o bin/ $(addprefix ./cmd/,$(BINARIES))
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(addprefix bin/,$(BINARIES)) $(DESTDIR)$(PREFIX)/bin/
+
+deps:
+	scripts/install-deps.sh
+
+demo: deps build
+	scripts/demo.sh
+
+# Unit tests, then the integration tests against a real containerd and runc.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
+	$(GO) test -count=1 -timeout 30m ./integration/
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
