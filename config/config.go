@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 )
 
@@ -149,14 +148,14 @@ func Load(runtimePath, runtimeBody, systemPath string) (*Config, error) {
 		return Parse([]byte(runtimeBody), sourceRuntime)
 	}
 	if runtimePath != "" {
-		data, err := os.ReadFile(runtimePath)
+		data, err := readPrivate(runtimePath)
 		if err != nil {
 			return nil, fmt.Errorf("read config %s named in the runtime options: %w", runtimePath, err)
 		}
 		return Parse(data, runtimePath)
 	}
 	if systemPath != "" {
-		data, err := os.ReadFile(systemPath)
+		data, err := readPrivate(systemPath)
 		switch {
 		case err == nil:
 			return Parse(data, systemPath)

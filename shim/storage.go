@@ -50,6 +50,9 @@ type storage struct {
 // setup gives c the storage of class, editing c.spec and c.rootfs. On error
 // everything it did is undone.
 func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.Class, c *container) (retErr error) {
+	if err := state.Dir(cfg.StateDir).Prepare(); err != nil {
+		return err
+	}
 	jpath := state.Dir(cfg.StateDir).Journal(c.namespace, c.id)
 	// A journal left by an earlier container of the same ID is cleaned first.
 	if err := s.undoer().Release(jpath); err != nil {
