@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,11 +10,17 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/mount"
+	runc "github.com/containerd/go-runc"
 	"golang.org/x/sys/unix"
 )
 
 // Linux is the real Mounter.
-type Linux struct{}
+type Linux struct {
+	// Monitor starts and waits for commands. A shim must pass its reaper:
+	// it reaps every exited child, so a plain exec.Cmd.Wait would find its
+	// child gone (ECHILD). nil runs commands directly.
+	Monitor runc.ProcessMonitor
+}
 
 // Mount implements Mounter.
 func (Linux) Mount(m mount.Mount, target string) error {
@@ -34,7 +41,7 @@ func (Linux) Unmount(target string) error {
 }
 
 // MakeImage implements Mounter.
-func (Linux) MakeImage(path string, size uint64, journaled bool) (retErr error) {
+func (l Linux) MakeImage(path string, size uint64, journaled bool) (retErr error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -58,11 +65,30 @@ func (Linux) MakeImage(path string, size uint64, journaled bool) (retErr error) 
 	// lazy init and nodiscard keep mkfs from writing the whole sparse file.
 	cmd := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", "-O", features,
 		"-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", path)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := l.output(cmd); err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
 			return errors.New("mkfs.ext4 not found: install e2fsprogs")
 		}
 		return fmt.Errorf("mkfs.ext4 %s: %v: %s", path, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// output runs cmd and returns its combined output, through the monitor if
+// there is one.
+func (l Linux) output(cmd *exec.Cmd) ([]byte, error) {
+	if l.Monitor == nil {
+		return cmd.CombinedOutput()
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	ec, err := l.Monitor.Start(cmd)
+	if err != nil {
+		return nil, err
+	}
+	status, err := l.Monitor.Wait(cmd, ec)
+	if err == nil && status != 0 {
+		err = fmt.Errorf("exit status %d", status)
+	}
+	return out.Bytes(), err
 }

@@ -114,21 +114,47 @@ func (tc *tcase) remove(id string) error {
 	return nil
 }
 
-// shimPID returns the PID of the shim serving a container: the parent of
-// the container's init process, whose PID runc wrote into the bundle.
-func (tc *tcase) shimPID(id string) int {
+// initPID returns the PID of a container's init process, which runc wrote
+// into the bundle.
+func (tc *tcase) initPID(id string) int {
 	tc.t.Helper()
 	b, err := os.ReadFile(filepath.Join(daemon.dir, "state/io.containerd.runtime.v2.task", tc.namespace, id, "init.pid"))
 	if err != nil {
 		tc.t.Fatal(err)
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%s/stat", bytes.TrimSpace(b)))
+	return atoi(string(b))
+}
+
+// shimPID returns the PID of the shim serving a container: the parent of
+// the container's init process.
+func (tc *tcase) shimPID(id string) int {
+	tc.t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", tc.initPID(id)))
 	if err != nil {
 		tc.t.Fatal(err)
 	}
 	// Fields after the command name, which ends with the last ")".
 	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
 	return atoi(fields[1])
+}
+
+// alive reports whether pid runs; a zombie is not alive.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return fields[0] != "Z"
+}
+
+// persistctl runs the built persistctl with this test's config.
+func (tc *tcase) persistctl(args ...string) (string, error) {
+	if tc.configPath != "" {
+		args = append([]string{"--config", tc.configPath}, args...)
+	}
+	out, err := exec.Command(filepath.Join(daemon.bin, "persistctl"), args...).CombinedOutput()
+	return string(out), err
 }
 
 // killShim kills a container's shim with SIGKILL and waits until containerd
@@ -261,4 +287,18 @@ func atoi(s string) int {
 	var n int
 	fmt.Sscan(s, &n)
 	return n
+}
+
+// containsLine reports whether a line of out holds all of words.
+func containsLine(out string, words ...string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		all := true
+		for _, w := range words {
+			all = all && strings.Contains(line, w)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }

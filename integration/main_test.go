@@ -73,8 +73,9 @@ func setUp() error {
 	}
 	daemon.address = filepath.Join(daemon.dir, "containerd.sock")
 	daemon.bin = filepath.Join(daemon.dir, "bin")
+	// The shim is a test build: it honours the failpoint annotation.
 	for _, cmd := range []string{"containerd-shim-persist-v1", "persistctl"} {
-		if err := command(repo, "go", "build", "-o", filepath.Join(daemon.bin, cmd), "./cmd/"+cmd); err != nil {
+		if err := command(repo, "go", "build", "-tags", "failpoints", "-o", filepath.Join(daemon.bin, cmd), "./cmd/"+cmd); err != nil {
 			return err
 		}
 	}
@@ -88,10 +89,8 @@ func setUp() error {
 			return err
 		}
 	}
-	cmd := exec.Command(filepath.Join(repo, "scripts/containerd.sh"), "start", daemon.dir)
-	cmd.Env = append(os.Environ(), "SHIM_DIR="+daemon.bin, "BIN_DIR="+filepath.Dir(daemon.ctr))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("start containerd: %v: %s", err, out)
+	if err := startDaemon(); err != nil {
+		return err
 	}
 	for i := range 2 {
 		tar := filepath.Join(images, fmt.Sprintf("image%d.tar", i+1))
@@ -100,6 +99,16 @@ func setUp() error {
 				return fmt.Errorf("import %s: %v: %s", tar, err, out)
 			}
 		}
+	}
+	return nil
+}
+
+// startDaemon starts the test containerd, with the built shim on its PATH.
+func startDaemon() error {
+	cmd := exec.Command(filepath.Join(daemon.repo, "scripts/containerd.sh"), "start", daemon.dir)
+	cmd.Env = append(os.Environ(), "SHIM_DIR="+daemon.bin, "BIN_DIR="+filepath.Dir(daemon.ctr))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("start containerd: %v: %s", err, out)
 	}
 	return nil
 }

@@ -37,9 +37,16 @@ type Step struct {
 
 // Journal is an open journal file that steps are appended to.
 type Journal struct {
-	path string
-	f    *os.File
+	path     string
+	f        *os.File
+	recorded int
+	before   func(n int) error
 }
+
+// BeforeRecord sets a function that Record calls with the number of steps
+// recorded so far, before it records the next; its error fails the Record.
+// Test builds use it to fail or kill the shim after step n.
+func (j *Journal) BeforeRecord(fn func(n int) error) { j.before = fn }
 
 // Create makes a new journal at path and locks it until Close: a locked
 // journal belongs to a live container, and Replay leaves it alone. It fails
@@ -66,6 +73,11 @@ func (j *Journal) Path() string { return j.path }
 // Record appends a step. It is not fsynced: the steps only matter while the
 // machine is up, since a reboot undoes every mount and lock anyway.
 func (j *Journal) Record(s Step) error {
+	if j.before != nil {
+		if err := j.before(j.recorded); err != nil {
+			return err
+		}
+	}
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -73,8 +85,12 @@ func (j *Journal) Record(s Step) error {
 	if _, err := j.f.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("record %s %s in journal %s: %w", s.Kind, s.Path, j.path, err)
 	}
+	j.recorded++
 	return nil
 }
+
+// Recorded returns how many steps were recorded.
+func (j *Journal) Recorded() int { return j.recorded }
 
 // Close closes and unlocks the file; the journal stays on disk for Replay.
 func (j *Journal) Close() error { return j.f.Close() }
@@ -116,12 +132,25 @@ type Undoer interface {
 	Sync(path string) error
 }
 
+// BeforeUndoer is an Undoer that is told of each step before it is undone;
+// its error stops the undo there. Test builds use it to fail or kill the shim
+// in the middle of a cleanup.
+type BeforeUndoer interface {
+	Undoer
+	BeforeUndo(done int) error
+}
+
 // Undo undoes steps in reverse order. It goes on past a failed step, so that
 // everything that can be released is, and returns every failure.
 func Undo(steps []Step, u Undoer) error {
 	var errs []error
 	for i := len(steps) - 1; i >= 0; i-- {
 		s := steps[i]
+		if b, ok := u.(BeforeUndoer); ok {
+			if err := b.BeforeUndo(len(steps) - 1 - i); err != nil {
+				return errors.Join(append(errs, err)...)
+			}
+		}
 		var err error
 		switch s.Kind {
 		case Mount:

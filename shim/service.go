@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/containerd/v2/pkg/shutdown"
+	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -49,7 +50,7 @@ func init() {
 			return &service{
 				TTRPCTaskService: runc,
 				configs:          &configs{systemPath: config.SystemPath},
-				storage:          newStorage(ic.Properties[plugins.PropertyGRPCAddress], host.Linux{}),
+				storage:          newStorage(ic.Properties[plugins.PropertyGRPCAddress], host.Linux{Monitor: reaper.Default}),
 			}, nil
 		},
 	})
@@ -127,9 +128,11 @@ func (s *service) prepare(ctx context.Context, r *taskapi.CreateTaskRequest) (*c
 	return c, cfg, class, nil
 }
 
-// Delete has runc delete the task, then undoes its storage setup. The setup
-// is undone even when runc no longer knows the task, so a retried delete
-// finishes a cleanup that failed before.
+// Delete has runc delete the task, then releases its storage. The storage is
+// released even when runc no longer knows the task. A release that fails is
+// logged, not returned: runc has deleted the task, so containerd would not
+// ask again. The journal stays, and `shim delete` replays it when this shim
+// exits (persistctl gc after that).
 func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskapi.DeleteResponse, error) {
 	resp, err := s.TTRPCTaskService.Delete(ctx, r)
 	if r.ExecID != "" || (err != nil && !errdefs.IsNotFound(errgrpc.ToNative(err))) {
@@ -140,7 +143,7 @@ func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 		berr = s.storage.teardownBundle(ctx, bundle)
 	}
 	if berr != nil {
-		return nil, errgrpc.ToGRPC(fmt.Errorf("release storage of container %s: %w", r.ID, berr))
+		log.G(ctx).WithError(berr).WithField("id", r.ID).Error("release storage of a deleted task; retried when the shim exits")
 	}
 	return resp, err
 }

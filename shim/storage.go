@@ -43,8 +43,9 @@ type storage struct {
 	mounter host.Mounter
 	locks   *volumes.Locks // held by this process for its containers' lives
 
-	mu   sync.Mutex
-	open map[string]*journal.Journal // journals of live containers, kept locked
+	mu         sync.Mutex
+	open       map[string]*journal.Journal // journals of live containers, kept locked
+	failpoints map[string]*failpoint       // test builds: by journal, for the cleanup
 }
 
 // setup gives c the storage of class, editing c.spec and c.rootfs. On error
@@ -61,14 +62,25 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 	if err := os.WriteFile(filepath.Join(c.bundle, journalPointer), []byte(jpath), 0o600); err != nil {
 		return err
 	}
+	fp, err := parseFailpoint(c.spec.Annotations)
+	if err != nil {
+		return err
+	}
 	j, err := journal.Create(jpath)
 	if err != nil {
 		return fmt.Errorf("create setup journal: %w", err)
 	}
+	j.BeforeRecord(func(n int) error { return fp.at("create", n) })
 	defer func() {
+		if retErr == nil {
+			retErr = fp.at("create", j.Recorded())
+		}
 		if retErr == nil {
 			s.mu.Lock()
 			s.open[jpath] = j
+			if fp != nil {
+				s.failpoints[jpath] = fp
+			}
 			s.mu.Unlock()
 			return
 		}
@@ -222,7 +234,12 @@ func (s *storage) teardown(ctx context.Context, path string) error {
 		j.Close() // its lock says the container lives; this process ends that
 		delete(s.open, path)
 	}
+	fp := s.failpoints[path]
+	delete(s.failpoints, path)
 	s.mu.Unlock()
+	if fp != nil {
+		return journal.Replay(path, failpointUndoer{s.undoer(), fp})
+	}
 	return s.undoer().Release(path)
 }
 
@@ -255,5 +272,5 @@ func (s *storage) undoer() state.Undoer {
 }
 
 func newStorage(address string, m host.Mounter) *storage {
-	return &storage{address: address, mounter: m, locks: volumes.NewLocks(), open: map[string]*journal.Journal{}}
+	return &storage{address: address, mounter: m, locks: volumes.NewLocks(), open: map[string]*journal.Journal{}, failpoints: map[string]*failpoint{}}
 }

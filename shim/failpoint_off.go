@@ -1,0 +1,5 @@
+//go:build !failpoints
+
+package shim
+
+const failpointsEnabled = false
