@@ -80,3 +80,17 @@ func (s *Size) UnmarshalText(text []byte) error {
 	*s = n
 	return nil
 }
+
+// Approx formats s rounded to one decimal in the largest binary unit below
+// it, like 3.2GiB: for messages, where String's exact form would be noise.
+func (s Size) Approx() string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	v, i := float64(s), 0
+	for v >= 1024 && i < len(units)-1 {
+		v, i = v/1024, i+1
+	}
+	if i == 0 {
+		return fmt.Sprintf("%dB", uint64(s))
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + units[i]
+}

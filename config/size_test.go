@@ -114,3 +114,14 @@ func TestSizeTOML(t *testing.T) {
 		t.Fatalf("marshal: %q, %v; want 10GiB", out, err)
 	}
 }
+
+func TestSizeApprox(t *testing.T) {
+	for _, c := range []struct {
+		in   Size
+		want string
+	}{{0, "0B"}, {1023, "1023B"}, {1024, "1KiB"}, {1536, "1.5KiB"}, {25165824, "24MiB"}, {3<<30 + 5, "3GiB"}, {3435973837, "3.2GiB"}} {
+		if got := c.in.Approx(); got != c.want {
+			t.Errorf("Size(%d).Approx() = %q, want %q", uint64(c.in), got, c.want)
+		}
+	}
+}

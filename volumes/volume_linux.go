@@ -6,6 +6,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/config"
 )
 
 const unixENOTEMPTY = unix.ENOTEMPTY
@@ -20,8 +22,8 @@ func checkFree(b Backend, size uint64) error {
 	free := st.Bavail * uint64(st.Bsize)
 	if size > free {
 		return errdefs.ErrResourceExhausted.WithMessage(fmt.Sprintf(
-			"backend %s: a volume of %d bytes does not fit in the %d bytes free on %s: free space or ask for a smaller size",
-			b.Name, size, free, b.Path))
+			"backend %s: a volume of %s does not fit in the %s free on %s: free space or ask for a smaller size",
+			b.Name, config.Size(size).Approx(), config.Size(free).Approx(), b.Path))
 	}
 	return nil
 }
