@@ -8,7 +8,7 @@ BINARIES := containerd-shim-persist-v1 persistctl
 export PATH := $(PATH):/usr/local/go/bin
 export CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS := 1
 
-.PHONY: all build install deps demo test unit integration lint bench clean
+.PHONY: all build install deps demo test stress lint clean
 
 all: build
 
@@ -31,6 +31,11 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
 	$(GO) test -count=1 -timeout 30m ./integration/
+
+# The fault tests, many rounds: kill -9 while writing, concurrent creates.
+stress: deps
+	PERSIST_ROUNDS=$${PERSIST_ROUNDS:-50} $(GO) test -count=1 -timeout 60m -v \
+		-run 'TestShimKilledWhileWriting|TestConcurrentCreatesOneWinner|TestFailpoints' ./integration/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

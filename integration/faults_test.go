@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"crypto/md5"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,36 +82,63 @@ func TestShimKilledLeavesNothing(t *testing.T) {
 	tc.mustRun("k-db2", image1, []string{class("db"), volName("k-db")}, "true")
 }
 
+// Durability: a writer appends checksummed, fsynced records; its shim is
+// killed at a random moment, round after round. After every re-attach each
+// record is there and intact, and none went missing.
 func TestShimKilledWhileWriting(t *testing.T) {
 	tc := newFaultCase(t)
 	for _, cls := range []string{"vm", "vmloop", "db"} {
 		t.Run(cls, func(t *testing.T) {
 			dir := map[string]string{"vm": "/root", "vmloop": "/root", "db": "/var/lib/db"}[cls]
 			ann := []string{class(cls), volName("w-" + cls)}
-			id := "writer-" + cls
-			// Each record is appended and fsynced before the next.
-			script := fmt.Sprintf("i=0; while true; do echo rec$i >> %s/log; sync %s/log; i=$((i+1)); done", dir, dir)
-			if out, err := tc.start(id, image1, ann, "sh", "-c", script); err != nil {
-				t.Fatalf("start: %v: %s", err, out)
-			}
-			time.Sleep(300 * time.Millisecond) // let it write some records
-			tc.killShim(id)
-			if err := tc.remove(id); err != nil {
-				t.Fatal(err)
-			}
-			tc.assertClean()
-			out := tc.mustRun(id+"-check", image1, ann, "cat", dir+"/log")
-			lines := strings.Split(strings.TrimSpace(out), "\n")
-			if len(lines) < 2 {
-				t.Fatalf("too few records were written: %q", out)
-			}
-			for i, l := range lines {
-				if l != fmt.Sprintf("rec%d", i) {
-					t.Fatalf("record %d is %q, want rec%d (of %d records)", i, l, i, len(lines))
+			// Each record is "N md5(N)", appended and fsynced before the next;
+			// a new writer carries on from the last record.
+			script := fmt.Sprintf(`cd %s; i=0; [ -s log ] && i=$(( $(tail -n 1 log | cut -d" " -f1) + 1 ))
+while true; do echo "$i $(echo $i | md5sum | cut -c1-8)" >> log; sync log; i=$((i+1)); done`, dir)
+			last := 0
+			for round := range rounds(3) {
+				id := fmt.Sprintf("writer-%s-%d", cls, round)
+				if out, err := tc.start(id, image1, ann, "sh", "-c", script); err != nil {
+					t.Fatalf("round %d: start: %v: %s", round, err, out)
 				}
+				time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond) // a random moment
+				tc.killShim(id)
+				if err := tc.remove(id); err != nil {
+					t.Fatal(err)
+				}
+				tc.assertClean()
+				out := tc.mustRun(id+"-check", image1, ann, "cat", dir+"/log")
+				n := checkRecords(t, out)
+				if n <= last {
+					t.Fatalf("round %d: %d records after the kill, %d before it", round, n, last)
+				}
+				last = n
 			}
 		})
 	}
+}
+
+// checkRecords checks that out holds the records 0..n-1, each intact, and
+// returns n.
+func checkRecords(t *testing.T, out string) int {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i, l := range lines {
+		sum := md5.Sum([]byte(fmt.Sprintf("%d\n", i)))
+		if want := fmt.Sprintf("%d %x", i, sum[:4]); l != want {
+			t.Fatalf("record %d of %d is %q, want %q", i, len(lines), l, want)
+		}
+	}
+	return len(lines)
+}
+
+// rounds is how many rounds a stress test runs: def, or PERSIST_ROUNDS
+// (make stress sets it).
+func rounds(def int) int {
+	if n, err := strconv.Atoi(os.Getenv("PERSIST_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
 
 func TestFailedCreateLeavesNothing(t *testing.T) {
