@@ -217,3 +217,31 @@ func TestHostileNamesRefused(t *testing.T) {
 		}
 	}
 }
+
+// One shim serving several containers (as for a Kubernetes pod): a second
+// container's failed attach must not release the first one's hold.
+func TestGroupedShimKeepsHolds(t *testing.T) {
+	tc := newMachineCase(t)
+	group := "io.containerd.runc.v2.group=pod1"
+	ann := []string{class("vm"), volName("podvol"), group}
+	if out, err := tc.start("pod-a", image1, ann, "sleep", "600"); err != nil {
+		t.Fatalf("start: %v: %s", err, out)
+	}
+	out, err := tc.run("pod-b", image1, ann, "true")
+	if err == nil {
+		t.Fatal("a second container of the pod attached a held volume")
+	}
+	mustContain(t, out, "held by container pod-a")
+	if err := tc.remove("pod-b"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = tc.run("outsider", image1, []string{class("vm"), volName("podvol")}, "true")
+	if err == nil {
+		t.Fatal("the hold of pod-a was lost when pod-b failed")
+	}
+	mustContain(t, out, "held by container pod-a")
+	if err := tc.remove("pod-a"); err != nil {
+		t.Fatal(err)
+	}
+	tc.mustRun("outsider2", image1, []string{class("vm"), volName("podvol")}, "true")
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/containerd/api/types"
 	runcmanager "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -42,8 +43,12 @@ func (m manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	if err != nil {
 		return status, err
 	}
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return status, err
+	}
 	bundle := filepath.Join(filepath.Dir(cwd), id)
-	if err := newStorage("", host.Linux{}).teardownBundle(ctx, bundle); err != nil {
+	if err := newStorage("", host.Linux{}).teardownBundle(bundle, ns, id); err != nil {
 		return status, fmt.Errorf("release storage of container %s: %w", id, err)
 	}
 	return status, nil

@@ -82,7 +82,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	}
 	defer func() {
 		if retErr != nil {
-			if err := s.storage.teardownBundle(ctx, c.bundle); err != nil {
+			if err := s.storage.teardownBundle(c.bundle, c.namespace, c.id); err != nil {
 				log.G(ctx).WithError(err).WithField("id", c.id).Error("undo storage of a failed create")
 			}
 		}
@@ -138,14 +138,23 @@ func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 	if r.ExecID != "" || (err != nil && !errdefs.IsNotFound(errgrpc.ToNative(err))) {
 		return resp, err
 	}
-	bundle, berr := s.bundleOf(r.ID)
-	if berr == nil {
-		berr = s.storage.teardownBundle(ctx, bundle)
-	}
-	if berr != nil {
-		log.G(ctx).WithError(berr).WithField("id", r.ID).Error("release storage of a deleted task; retried when the shim exits")
+	if rerr := s.release(ctx, r.ID); rerr != nil {
+		log.G(ctx).WithError(rerr).WithField("id", r.ID).Error("release storage of a deleted task; retried when the shim exits")
 	}
 	return resp, err
+}
+
+// release releases the storage of container id.
+func (s *service) release(ctx context.Context, id string) error {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return err
+	}
+	bundle, err := s.bundleOf(id)
+	if err != nil {
+		return err
+	}
+	return s.storage.teardownBundle(bundle, ns, id)
 }
 
 // bundleOf finds a container's bundle: the shim's working directory is one

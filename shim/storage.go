@@ -43,9 +43,15 @@ type storage struct {
 	mounter host.Mounter
 	locks   *volumes.Locks // held by this process for its containers' lives
 
-	mu         sync.Mutex
-	open       map[string]*journal.Journal // journals of live containers, kept locked
-	failpoints map[string]*failpoint       // test builds: by journal, for the cleanup
+	mu   sync.Mutex
+	live map[string]*live // by journal path
+}
+
+// live is what the storage of a live container needs for its release.
+type live struct {
+	journal   *journal.Journal // kept open and locked: the container lives
+	holder    volumes.Holder   // whose volume locks to release
+	failpoint *failpoint       // test builds only
 }
 
 // setup gives c the storage of class, editing c.spec and c.rootfs. On error
@@ -56,7 +62,8 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 	}
 	jpath := state.Dir(cfg.StateDir).Journal(c.namespace, c.id)
 	// A journal left by an earlier container of the same ID is cleaned first.
-	if err := s.undoer().Release(jpath); err != nil {
+	holder := volumes.Holder{Namespace: c.namespace, Container: c.id, Since: time.Now().UTC(), PID: os.Getpid()}
+	if err := s.undoer(holder).Release(jpath); err != nil {
 		return fmt.Errorf("clean up leftovers of an earlier container %s (run persistctl gc): %w", c.id, err)
 	}
 	if err := os.WriteFile(filepath.Join(c.bundle, journalPointer), []byte(jpath), 0o600); err != nil {
@@ -77,15 +84,12 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 		}
 		if retErr == nil {
 			s.mu.Lock()
-			s.open[jpath] = j
-			if fp != nil {
-				s.failpoints[jpath] = fp
-			}
+			s.live[jpath] = &live{journal: j, holder: holder, failpoint: fp}
 			s.mu.Unlock()
 			return
 		}
 		j.Close()
-		if err := s.undoer().Release(jpath); err != nil {
+		if err := s.undoer(holder).Release(jpath); err != nil {
 			log.G(ctx).WithError(err).WithField("journal", jpath).Error("undo failed setup")
 		}
 	}()
@@ -99,7 +103,7 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 	if err := s.setupScratch(cfg, class, c, j); err != nil {
 		return err
 	}
-	return s.setupVolumes(ctx, cfg, class, c, j)
+	return s.setupVolumes(ctx, cfg, class, c, j, holder)
 }
 
 // setupScratch mounts the class's scratch areas and lays them over the image.
@@ -134,10 +138,9 @@ func (s *storage) setupScratch(cfg *config.Config, class *config.Class, c *conta
 }
 
 // setupVolumes attaches the machine root volume and the class's volumes.
-func (s *storage) setupVolumes(ctx context.Context, cfg *config.Config, class *config.Class, c *container, j *journal.Journal) error {
+func (s *storage) setupVolumes(ctx context.Context, cfg *config.Config, class *config.Class, c *container, j *journal.Journal, holder volumes.Holder) error {
 	store := volumes.Open(cfg.StateDir, s.mounter, s.locks)
 	vars := templateVars(c.spec.Annotations, c.namespace, c.id)
-	holder := volumes.Holder{Namespace: c.namespace, Container: c.id, Since: time.Now().UTC(), PID: os.Getpid()}
 	if class.Mode == config.ModeMachine {
 		img, err := imageOf(ctx, s.address, c.namespace, c.id)
 		if err != nil {
@@ -226,25 +229,27 @@ func (s *storage) moveRoot(c *container, a *volumes.Attached) error {
 	return nil
 }
 
-// teardown releases a container's storage by its journal, which this process
-// holds open while the container lives; a missing journal is success.
-func (s *storage) teardown(ctx context.Context, path string) error {
+// teardown releases the storage of container id of namespace ns by its
+// journal, which this process holds open while the container lives; a
+// missing journal is success.
+func (s *storage) teardown(path, ns, id string) error {
 	s.mu.Lock()
-	if j, ok := s.open[path]; ok {
-		j.Close() // its lock says the container lives; this process ends that
-		delete(s.open, path)
-	}
-	fp := s.failpoints[path]
-	delete(s.failpoints, path)
+	l := s.live[path]
+	delete(s.live, path)
 	s.mu.Unlock()
-	if fp != nil {
-		return journal.Replay(path, failpointUndoer{s.undoer(), fp})
+	u := s.undoer(volumes.Holder{Namespace: ns, Container: id})
+	if l == nil {
+		return u.Release(path)
 	}
-	return s.undoer().Release(path)
+	l.journal.Close() // its lock says the container lives; that ends here
+	if l.failpoint != nil {
+		return journal.Replay(path, failpointUndoer{u, l.failpoint})
+	}
+	return u.Release(path)
 }
 
-// teardownBundle undoes the setup of the container whose bundle is given.
-func (s *storage) teardownBundle(ctx context.Context, bundle string) error {
+// teardownBundle releases the storage of the container whose bundle is given.
+func (s *storage) teardownBundle(bundle, ns, id string) error {
 	b, err := os.ReadFile(filepath.Join(bundle, journalPointer))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -252,7 +257,7 @@ func (s *storage) teardownBundle(ctx context.Context, bundle string) error {
 	if err != nil {
 		return err
 	}
-	return s.teardown(ctx, strings.TrimSpace(string(b)))
+	return s.teardown(strings.TrimSpace(string(b)), ns, id)
 }
 
 // addMount adds m to the spec, replacing a mount at the same destination:
@@ -267,10 +272,10 @@ func addMount(spec *specs.Spec, m specs.Mount) {
 	spec.Mounts = append(kept, m)
 }
 
-func (s *storage) undoer() state.Undoer {
-	return state.Undoer{Mounter: s.mounter, Locks: s.locks}
+func (s *storage) undoer(h volumes.Holder) state.Undoer {
+	return state.Undoer{Mounter: s.mounter, Locks: s.locks, Holder: h}
 }
 
 func newStorage(address string, m host.Mounter) *storage {
-	return &storage{address: address, mounter: m, locks: volumes.NewLocks(), open: map[string]*journal.Journal{}, failpoints: map[string]*failpoint{}}
+	return &storage{address: address, mounter: m, locks: volumes.NewLocks(), live: map[string]*live{}}
 }

@@ -26,17 +26,18 @@ func (d Dir) Scratch(namespace, id string) string {
 	return filepath.Join(string(d), "scratch", namespace, id)
 }
 
-// Undoer undoes journal steps on the real host.
+// Undoer undoes journal steps on the real host, for one container.
 type Undoer struct {
 	Mounter host.Mounter
 	Locks   *volumes.Locks // the locks this process holds
+	Holder  volumes.Holder // whose locks these are
 }
 
 // Unmount implements journal.Undoer.
 func (u Undoer) Unmount(path string) error { return u.Mounter.Unmount(path) }
 
 // Unlock implements journal.Undoer.
-func (u Undoer) Unlock(path string) error { return u.Locks.Release(path) }
+func (u Undoer) Unlock(path string) error { return u.Locks.Release(path, u.Holder) }
 
 // Sync implements journal.Undoer: a volume is flushed before it is released.
 func (u Undoer) Sync(path string) error {

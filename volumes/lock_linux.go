@@ -22,15 +22,20 @@ type Holder struct {
 	PID       int       `json:"pid"`
 }
 
-// Locks are the volume locks this process holds. flock belongs to an open
-// file, so every lock stays open here until it is released.
+// key names a holder among the holders of one process.
+func (h Holder) key() string { return h.Namespace + "/" + h.Container }
+
+// Locks are the volume locks this process holds, by path and holder. flock
+// belongs to an open file, so every lock stays open here until released. A
+// shim that serves a whole pod holds locks for several containers: each
+// releases only its own.
 type Locks struct {
 	mu   sync.Mutex
-	held map[string]*os.File
+	held map[string]map[string]*os.File // path -> holder key -> file
 }
 
 // NewLocks returns an empty set of locks.
-func NewLocks() *Locks { return &Locks{held: map[string]*os.File{}} }
+func NewLocks() *Locks { return &Locks{held: map[string]map[string]*os.File{}} }
 
 // Acquire takes the lock at path for h, exclusive unless shared. When another
 // holds it, the error names the holder and since when.
@@ -67,21 +72,35 @@ func (l *Locks) Acquire(path string, h Holder, shared bool) error {
 			}
 		}
 		l.mu.Lock()
-		l.held[path] = f
+		if l.held[path] == nil {
+			l.held[path] = map[string]*os.File{}
+		}
+		l.held[path][h.key()] = f
 		l.mu.Unlock()
 		return nil
 	}
 }
 
-// Release releases the lock at path and removes its file when no one else
-// holds it. A lock this process does not hold is released only if it is
-// stale (its holder died): a lock a live container took since is left alone.
-func (l *Locks) Release(path string) error {
+// Release releases h's lock at path and removes the lock file when no one
+// holds it any more. A lock that h does not hold here is released only if it
+// is stale (its holder died): a lock that another live container holds, in
+// this process or another, is left alone.
+func (l *Locks) Release(path string, h Holder) error {
 	l.mu.Lock()
-	f, ours := l.held[path]
-	delete(l.held, path)
+	f, ours := l.held[path][h.key()]
+	delete(l.held[path], h.key())
+	others := len(l.held[path]) > 0
+	if !others {
+		delete(l.held, path)
+	}
 	l.mu.Unlock()
+	if ours && others {
+		return f.Close() // a shared lock that others here still hold
+	}
 	if !ours {
+		if others {
+			return nil
+		}
 		var err error
 		f, err = os.OpenFile(path, os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrNotExist) {
