@@ -8,7 +8,10 @@ BINARIES := containerd-shim-persist-v1 persistctl
 export PATH := $(PATH):/usr/local/go/bin
 export CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS := 1
 
-.PHONY: all build install deps demo test stress lint clean
+FUZZTIME ?= 4s
+FUZZ     := FuzzParse:./config FuzzParseSize:./config FuzzExpand:./config FuzzAnnotations:./shim
+
+.PHONY: all build install deps demo test fuzz stress lint clean
 
 all: build
 
@@ -26,11 +29,20 @@ deps:
 demo: deps build
 	scripts/demo.sh
 
-# Unit tests, then the integration tests against a real containerd and runc.
+# Unit tests, a short fuzz of each parser, then the integration tests against
+# a real containerd and runc.
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
+	$(MAKE) --no-print-directory fuzz
 	$(GO) test -count=1 -timeout 30m ./integration/
+
+# Each fuzz target for FUZZTIME (go test fuzzes one target per run).
+fuzz:
+	@for t in $(FUZZ); do \
+		echo "fuzz $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t##*:} || exit 1; \
+	done
 
 # The fault tests, many rounds: kill -9 while writing, concurrent creates.
 stress: deps
