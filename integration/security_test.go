@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -57,5 +58,37 @@ func TestStorageIsPrivate(t *testing.T) {
 		if fi.Mode().Perm()&0o077 != 0 {
 			t.Errorf("%s has mode %04o: others may read it", p, fi.Mode().Perm())
 		}
+	}
+}
+
+// A machine container plants a symlink where a later class has scratch: the
+// scratch overlay's lower would follow it on the host, so the create is
+// refused.
+func TestScratchOverPlantedSymlinkRefused(t *testing.T) {
+	tc := newCase(t, machineConfig+`
+[classes.vmtmp]
+mode = "machine"
+backend = "local"
+selectable = true
+[[classes.vmtmp.scratch]]
+path = "/tmp"
+size = "1MiB"
+[[classes.vmtmp.scratch]]
+path = "/var/cache/app"
+size = "1MiB"
+`)
+	for _, backend := range []string{"volumes", "images"} {
+		if err := os.Mkdir(filepath.Join(tc.dir, backend), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, plant := range []string{"rm -rf /tmp && ln -s /etc /tmp", "rm -rf /var && ln -s / /var"} {
+		name := fmt.Sprintf("planted%d", i)
+		tc.mustRun(name+"-a", image1, []string{class("vm"), volName(name)}, "sh", "-c", plant)
+		out, err := tc.run(name+"-b", image1, []string{class("vmtmp"), volName(name)}, "cat", "/tmp/passwd", "/var/cache/app/passwd")
+		if err == nil {
+			t.Fatalf("scratch was laid over a planted symlink: %s", out)
+		}
+		mustContain(t, out, "is a symlink in the container's root, or under one")
 	}
 }

@@ -18,6 +18,10 @@ type Owner struct {
 	GID  int
 }
 
+// ErrSymlink is returned by LookupOwner when the path, or a directory on the
+// way to it, is a symlink in the image.
+var ErrSymlink = errors.New("a symlink in the image is on the way")
+
 // DefaultOwner is used for a scratch path the image lacks: world-writable with
 // the sticky bit, like /tmp, since scratch is where any user writes.
 var DefaultOwner = Owner{Mode: 0o777 | fs.ModeSticky}
@@ -36,8 +40,9 @@ func (o Owner) Mkdir(dir string) error {
 
 // LookupOwner finds the owner of path in the image that rootfs mounts,
 // looking through the layers from the top. It returns DefaultOwner when no
-// layer has the path, when a layer deletes it (a whiteout), or when a symlink
-// is on the way: setup never follows a link out of a layer.
+// layer has the path or a layer deletes it (a whiteout), and DefaultOwner
+// with ErrSymlink when a symlink is on the way: setup never follows a link
+// out of a layer.
 func LookupOwner(rootfs []mount.Mount, path string) (Owner, error) {
 	for _, layer := range layers(rootfs) {
 		var st unix.Stat_t
@@ -46,7 +51,7 @@ func LookupOwner(rootfs []mount.Mount, path string) (Owner, error) {
 		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
 			continue
 		case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV):
-			return DefaultOwner, nil
+			return DefaultOwner, ErrSymlink
 		case err != nil:
 			return Owner{}, fmt.Errorf("look up %s in image layer %s: %w", path, layer, err)
 		case st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0:

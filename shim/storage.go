@@ -100,10 +100,12 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 		}
 		c.spec.Root.Readonly = true
 	}
-	if err := s.setupScratch(cfg, class, c, j); err != nil {
+	// Volumes first: a machine root's layer is the top layer that scratch
+	// paths are looked up in.
+	if err := s.setupVolumes(ctx, cfg, class, c, j, holder); err != nil {
 		return err
 	}
-	return s.setupVolumes(ctx, cfg, class, c, j, holder)
+	return s.setupScratch(cfg, class, c, j)
 }
 
 // setupScratch mounts the class's scratch areas and lays them over the image.
@@ -124,6 +126,10 @@ func (s *storage) setupScratch(cfg *config.Config, class *config.Class, c *conta
 	rootfs := filepath.Join(c.bundle, "rootfs")
 	for i, sc := range class.Scratch {
 		owner, err := overlay.LookupOwner(c.rootfs, sc.Path)
+		if errors.Is(err, overlay.ErrSymlink) {
+			// The overlay's lower is a host path: a link would lead it out.
+			return fmt.Errorf("scratch path %s is a symlink in the container's root, or under one: make it a directory, or use the link's target as the scratch path", sc.Path)
+		}
 		if err != nil {
 			return fmt.Errorf("scratch %s: %w", sc.Path, err)
 		}
@@ -160,7 +166,12 @@ func (s *storage) setupVolumes(ctx context.Context, cfg *config.Config, class *c
 		if err != nil {
 			return err
 		}
+		// A bind mount's target is resolved inside the root by runc, so a
+		// symlink there is safe; its owner is just unknown.
 		owner, err := overlay.LookupOwner(c.rootfs, v.Path)
+		if errors.Is(err, overlay.ErrSymlink) {
+			err = nil
+		}
 		if err != nil {
 			return fmt.Errorf("volume %s at %s: %w", a.Meta.Name, v.Path, err)
 		}
