@@ -122,7 +122,11 @@ func WriteMeta(dir string, m Meta) error {
 // Create makes a volume in b, whole or not at all: it is built in a hidden
 // directory beside its place and renamed into place. Creating a volume that
 // exists is ErrAlreadyExists.
-func (s *Store) Create(b Backend, m Meta) (retErr error) {
+func (s *Store) Create(b Backend, m Meta) error { return s.create(b, m, nil) }
+
+// create is Create; fill, when set, fills the hidden directory before it is
+// renamed into place.
+func (s *Store) create(b Backend, m Meta, fill func(tmp string) error) (retErr error) {
 	if err := ValidateName(m.Name); err != nil {
 		return err
 	}
@@ -157,6 +161,11 @@ func (s *Store) Create(b Backend, m Meta) (retErr error) {
 	case Loopfile:
 		if err := s.mounter.MakeImage(filepath.Join(tmp, imageFile), m.Size, true); err != nil {
 			return fmt.Errorf("create volume %s: %w", m.Name, err)
+		}
+	}
+	if fill != nil {
+		if err := fill(tmp); err != nil {
+			return err
 		}
 	}
 	m.Backend, m.Type, m.Created = b.Name, b.Type, time.Now().UTC()

@@ -1,0 +1,158 @@
+package volumes
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/errdefs"
+)
+
+// Export writes a detached volume's content to w as a tar stream (see
+// exportTree), with its metadata first. It holds the volume's lock, as h,
+// while it reads, so no container writes meanwhile; a volume a container
+// holds is refused with an error naming the holder. A loopfile volume is
+// mounted read-only for the export and unmounted after it.
+func (s *Store) Export(b Backend, ns, name string, w io.Writer, h Holder) (retErr error) {
+	dir := b.Dir(ns, name)
+	m, err := ReadMeta(dir)
+	if err != nil {
+		return err
+	}
+	m.Name, m.Namespace = name, ns
+	root, release, err := s.content(dir, m, h, false)
+	if err != nil {
+		return fmt.Errorf("export volume %s: %w", name, err)
+	}
+	defer func() {
+		if err := release(); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("export volume %s: %w", name, err))
+		}
+	}()
+	if err := exportTree(root, w, m); err != nil {
+		return fmt.Errorf("export volume %s: %w", name, err)
+	}
+	return nil
+}
+
+// ImportOptions says which volume an archive becomes.
+type ImportOptions struct {
+	Namespace string
+	Name      string
+	Backend   Backend
+	// Size of a loopfile volume; when 0, the exported volume's size if it
+	// was a loopfile volume, else DefaultSize.
+	Size        uint64
+	DefaultSize uint64
+	Force       bool // replace an existing, detached volume
+	Holder      Holder
+}
+
+// Import makes a volume from a tar stream, whole or not at all: it is
+// filled in a hidden directory (a loopfile volume's new image mounted under
+// the state dir meanwhile) and renamed into place. The volume's lock is
+// held throughout, so no container attaches it half-made. An existing
+// volume is refused unless o.Force, and is then replaced only once the new
+// one is complete.
+func (s *Store) Import(r io.Reader, o ImportOptions) (_ Meta, retErr error) {
+	if err := ValidateName(o.Name); err != nil {
+		return Meta{}, err
+	}
+	fail := func(err error) (Meta, error) { return Meta{}, fmt.Errorf("import volume %s: %w", o.Name, err) }
+	lock := s.LockPath(o.Namespace, o.Name)
+	if err := s.locks.Acquire(lock, o.Holder, false); err != nil {
+		return fail(err)
+	}
+	defer func() {
+		if err := s.locks.Release(lock, o.Holder); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("release lock of volume %s: %w", o.Name, err))
+		}
+	}()
+	final := o.Backend.Dir(o.Namespace, o.Name)
+	_, err := ReadMeta(final)
+	exists := err == nil
+	switch {
+	case err != nil && !errdefs.IsNotFound(err):
+		return fail(err)
+	case exists && !o.Force:
+		return Meta{}, errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf(
+			"volume %s already exists in namespace %s: remove it first, or pass --force to replace it", o.Name, o.Namespace))
+	case exists:
+		if err := checkUnmounted(o.Name, final, s.MountPath(o.Namespace, o.Name)); err != nil {
+			return Meta{}, err
+		}
+	}
+
+	tail := &trailerReader{r: r}
+	tr := tar.NewReader(tail)
+	first, err := tr.Next()
+	if err == io.EOF {
+		return Meta{}, errdefs.ErrInvalidArgument.WithMessage("the archive is empty: give a file made by persistctl volumes export")
+	}
+	if err != nil {
+		return fail(fmt.Errorf("read archive: %w", err))
+	}
+	m := Meta{Name: o.Name, Namespace: o.Namespace, Size: o.Size}
+	if old, ok := exportedMeta(first); ok {
+		m.Class, m.Image, m.ImageChanges = old.Class, old.Image, old.ImageChanges
+		if m.Size == 0 && old.Type == Loopfile {
+			m.Size = old.Size
+		}
+	}
+	if o.Backend.Type != Loopfile {
+		m.Size = 0
+	} else if m.Size == 0 {
+		m.Size = o.DefaultSize
+	}
+
+	var replaced string // the old volume, hidden once the new one is whole
+	fill := func(tmp string) error {
+		if err := s.fill(tmp, o.Backend, m, tr, first); err != nil {
+			return err
+		}
+		if !tail.complete() {
+			return errors.New("the archive ends early, without its end marker: it was cut short")
+		}
+		if exists {
+			var err error
+			replaced, err = s.hide(final, removingPrefix)
+			return err
+		}
+		return nil
+	}
+	err = s.create(o.Backend, m, fill)
+	if err != nil && replaced != "" {
+		if rerr := os.Rename(replaced, final); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("put back volume %s: %w", o.Name, rerr))
+		}
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if replaced != "" {
+		if err := os.RemoveAll(replaced); err != nil {
+			return fail(fmt.Errorf("remove the replaced volume: %w", err))
+		}
+	}
+	return ReadMeta(final)
+}
+
+// fill extracts an archive into the hidden directory of a new volume.
+func (s *Store) fill(tmp string, b Backend, m Meta, tr *tar.Reader, first *tar.Header) (retErr error) {
+	root := filepath.Join(tmp, contentFS)
+	if b.Type == Loopfile {
+		target, unmount, err := s.mountDetached(tmp, m.Namespace, m.Name, false)
+		if err != nil {
+			return err
+		}
+		defer func() { retErr = errors.Join(retErr, unmount()) }()
+		root = target
+	}
+	if err := importTree(root, tr, first); err != nil {
+		return err
+	}
+	return Syncfs(root)
+}
