@@ -1,0 +1,240 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/journal"
+	"github.com/containerd-persist/containerd-persist/volumes"
+)
+
+// Kinds of leftovers, in the order GC removes them: a journal's undo
+// releases much of what the later kinds would find.
+const (
+	KindJournal = "journal" // setup journal of a dead container
+	KindScratch = "scratch" // scratch dir of a container that has no journal
+	KindMount   = "mount"   // loopfile volume mount that no lock holds
+	KindLoop    = "loop"    // unmounted loop device over one of our images
+	KindVolume  = "volume"  // half-made or half-removed volume
+	KindLock    = "lock"    // lock file that no one holds
+)
+
+// Leftover is something a dead container or an interrupted persistctl left.
+type Leftover struct {
+	Kind string `json:"kind"`
+	Path string `json:"path"`
+	What string `json:"what"`
+}
+
+// ErrLive is returned by Remove for a leftover that became a live
+// container's storage since it was found; it is left alone.
+var ErrLive = errors.New("in use by a live container: left alone")
+
+// GC finds and removes leftovers in a state dir and the backends. It never
+// touches what a live container holds: a journal or volume lock that is
+// held means live, and GC takes those locks itself while it removes, so
+// that no container can start using what it removes meanwhile.
+type GC struct {
+	Dir      Dir
+	Backends []volumes.Backend
+	Mounter  host.Mounter
+	locks    *volumes.Locks
+	store    *volumes.Store
+}
+
+// NewGC returns a GC of state dir d and the backends.
+func NewGC(d Dir, backends []volumes.Backend, m host.Mounter) *GC {
+	locks := volumes.NewLocks()
+	return &GC{Dir: d, Backends: backends, Mounter: m, locks: locks, store: volumes.Open(string(d), m, locks)}
+}
+
+// holder is how gc shows in a lock it takes.
+func holder(ns string) volumes.Holder {
+	return volumes.Holder{Namespace: ns, Container: "persistctl-gc", Since: time.Now().UTC(), PID: os.Getpid()}
+}
+
+// Find lists the leftovers, in the order Remove should take them.
+func (g *GC) Find() ([]Leftover, error) {
+	var out []Leftover
+	add := func(kind, path, format string, args ...any) {
+		out = append(out, Leftover{Kind: kind, Path: path, What: fmt.Sprintf(format, args...)})
+	}
+	err := g.each("journal", func(ns, id, p string) {
+		if !journal.InUse(p) {
+			add(KindJournal, p, "setup journal of dead container %s/%s", ns, id)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = g.each("scratch", func(ns, id, p string) {
+		if _, err := os.Lstat(g.Dir.Journal(ns, id)); errors.Is(err, fs.ErrNotExist) {
+			add(KindScratch, p, "scratch of container %s/%s, which has no journal", ns, id)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = g.each("mounts", func(ns, name, p string) {
+		if _, held := volumes.LockHolder(g.store.LockPath(ns, name)); !held {
+			add(KindMount, p, "mount of volume %s/%s, which no container holds", ns, name)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	loops, err := g.findLoops()
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, loops...)
+	for _, b := range g.Backends {
+		nss, err := readDir(b.Path)
+		if err != nil {
+			return nil, fmt.Errorf("gc backend %s: %w", b.Name, err)
+		}
+		for _, ns := range nss {
+			entries, err := readDir(filepath.Join(b.Path, ns))
+			if err != nil {
+				return nil, fmt.Errorf("gc backend %s: %w", b.Name, err)
+			}
+			for _, e := range entries {
+				name, ok := volumes.HiddenVolume(e)
+				if !ok {
+					continue
+				}
+				if _, held := volumes.LockHolder(g.store.LockPath(ns, name)); !held {
+					add(KindVolume, filepath.Join(b.Path, ns, e), "volume %s/%s, made or removed only in part", ns, name)
+				}
+			}
+		}
+	}
+	err = g.each("locks", func(ns, name, p string) {
+		if _, held := volumes.LockHolder(p); !held {
+			add(KindLock, p, "lock of volume %s/%s, which no one holds", ns, name)
+		}
+	})
+	return out, err
+}
+
+// each calls fn for every <state_dir>/<sub>/<namespace>/<name>.
+func (g *GC) each(sub string, fn func(ns, name, path string)) error {
+	root := filepath.Join(string(g.Dir), sub)
+	nss, err := readDir(root)
+	if err != nil {
+		return fmt.Errorf("gc %s: %w", root, err)
+	}
+	for _, ns := range nss {
+		names, err := readDir(filepath.Join(root, ns))
+		if err != nil {
+			return fmt.Errorf("gc %s: %w", root, err)
+		}
+		for _, name := range names {
+			fn(ns, name, filepath.Join(root, ns, name))
+		}
+	}
+	return nil
+}
+
+func readDir(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, err
+}
+
+// Remove removes one leftover that Find returned. What became live since
+// is left alone, with ErrLive; what is already gone is success.
+func (g *GC) Remove(l Leftover) error {
+	ns, name := filepath.Base(filepath.Dir(l.Path)), filepath.Base(l.Path)
+	var err error
+	switch l.Kind {
+	case KindJournal:
+		err = Undoer{Mounter: g.Mounter, Locks: g.locks, Holder: holder("")}.Release(l.Path)
+		if errors.Is(err, journal.ErrInUse) {
+			err = ErrLive
+		}
+	case KindScratch:
+		err = g.removeScratch(ns, name, l.Path)
+	case KindMount:
+		err = g.underLock(ns, name, func() error { return g.unmountAndRemove(l.Path, false) })
+	case KindLoop:
+		err = g.detachLoop(l.Path)
+	case KindVolume:
+		vol, _ := volumes.HiddenVolume(name)
+		err = g.underLock(ns, vol, func() error { return g.unmountAndRemove(l.Path, true) })
+	case KindLock:
+		err = g.locks.Release(l.Path, volumes.Holder{})
+	default:
+		err = fmt.Errorf("unknown kind %q", l.Kind)
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s %s: %w", l.Kind, l.Path, err)
+	}
+	return nil
+}
+
+// removeScratch removes the scratch dir of a container that has no journal.
+// It claims the container's journal meanwhile: a container of that ID that
+// starts now finds it held and fails, rather than losing its scratch.
+func (g *GC) removeScratch(ns, id, dir string) error {
+	jpath := g.Dir.Journal(ns, id)
+	j, err := journal.Create(jpath)
+	if errors.Is(err, fs.ErrExist) {
+		return ErrLive
+	}
+	if err != nil {
+		return err
+	}
+	// Removed while still held, so no one can take over a claim about to end.
+	defer j.Close()
+	defer os.Remove(jpath)
+	return g.unmountAndRemove(dir, true)
+}
+
+// underLock runs fn holding volume name's lock, or returns ErrLive.
+func (g *GC) underLock(ns, name string, fn func() error) error {
+	lock, h := g.store.LockPath(ns, name), holder(ns)
+	if err := g.locks.Acquire(lock, h, false); err != nil {
+		return ErrLive
+	}
+	err := fn()
+	return errors.Join(err, g.locks.Release(lock, h))
+}
+
+// unmountAndRemove unmounts whatever is mounted at or under dir, deepest
+// first, and then removes dir: whole when all, else only if empty. Nothing
+// is removed while anything is still mounted there (containerd #1868).
+func (g *GC) unmountAndRemove(dir string, all bool) error {
+	ms, err := volumes.MountsUnder(dir)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if err := g.Mounter.Unmount(m); err != nil {
+			return err
+		}
+	}
+	if ms, err := volumes.MountsUnder(dir); err != nil || len(ms) > 0 {
+		return errors.Join(err, fmt.Errorf("%s is still mounted", strings.Join(ms, ", ")))
+	}
+	if all {
+		// RemoveAll never follows a symlink: it unlinks them.
+		return os.RemoveAll(dir)
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
