@@ -3,11 +3,25 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+
+	"github.com/urfave/cli/v2"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "persistctl: not built yet")
+	err := newApp().Run(os.Args)
+	if err == nil {
+		return
+	}
+	var exit cli.ExitCoder
+	if errors.As(err, &exit) {
+		if msg := exit.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "persistctl:", msg)
+		}
+		os.Exit(exit.ExitCode())
+	}
+	fmt.Fprintln(os.Stderr, "persistctl:", err)
 	os.Exit(1)
 }

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/containerd-persist/containerd-persist/config"
+	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/volumes"
+)
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "persistctl",
+		Usage: "manage containerd-persist volumes, classes and leftovers",
+		Description: "Options go before arguments, as with ctr: persistctl volumes rm --backend local NAME.\n" +
+			"The config is looked up like the shim does: --config, else " + config.SystemPath + ", else the embedded default.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "config `FILE` (default " + config.SystemPath + ", else the embedded default)"},
+			namespaceFlag(),
+		},
+		Commands: []*cli.Command{
+			configCommand(),
+			classesCommand(),
+			volumesCommand(),
+			gcCommand(),
+			doctorCommand(),
+		},
+		HideHelpCommand: true,
+		// main prints errors, once, and picks the exit code.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+}
+
+func namespaceFlag() cli.Flag {
+	return &cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Value: "default", EnvVars: []string{"CONTAINERD_NAMESPACE"}, Usage: "containerd `NAMESPACE` of the volumes"}
+}
+
+var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}
+
+// namespace is -n as given after the command or, failing that, before it.
+func namespace(c *cli.Context) string {
+	for _, x := range c.Lineage() {
+		if x.IsSet("namespace") {
+			return x.String("namespace")
+		}
+	}
+	return "default"
+}
+
+// loadConfig finds the config as the shim does, with --config in place of
+// the runtime options.
+func loadConfig(c *cli.Context) (*config.Config, error) {
+	return config.Load(c.String("config"), "", config.SystemPath)
+}
+
+// backends are the config's backends, in name order.
+func backends(cfg *config.Config) []volumes.Backend {
+	var out []volumes.Backend
+	for _, name := range slices.Sorted(maps.Keys(cfg.Backends)) {
+		b := cfg.Backends[name]
+		out = append(out, volumes.Backend{Name: b.Name, Type: string(b.Type), Path: b.Path})
+	}
+	return out
+}
+
+func openStore(cfg *config.Config) *volumes.Store {
+	return volumes.Open(cfg.StateDir, host.Linux{}, volumes.NewLocks())
+}
+
+// holder is how persistctl shows in a volume's lock while it works on it:
+// a container that wants the volume meanwhile is told who has it.
+func holder(c *cli.Context, what string) volumes.Holder {
+	return volumes.Holder{Namespace: namespace(c), Container: "persistctl-" + what, Since: time.Now().UTC(), PID: os.Getpid()}
+}
+
+// args checks the number of arguments. urfave/cli stops reading options at
+// the first argument, so an option after one is pointed out.
+func args(c *cli.Context, min, max int) ([]string, error) {
+	a := c.Args().Slice()
+	for _, s := range a {
+		if strings.HasPrefix(s, "-") && s != "-" {
+			return nil, fmt.Errorf("%q comes after an argument: put options first, like persistctl %s %s ARGS", s, commandPath(c), s)
+		}
+	}
+	if len(a) < min || len(a) > max {
+		return nil, fmt.Errorf("usage: persistctl %s %s", commandPath(c), c.Command.ArgsUsage)
+	}
+	return a, nil
+}
+
+// commandPath is the command's words, like "volumes rm".
+func commandPath(c *cli.Context) string {
+	var words []string
+	for _, x := range c.Lineage() {
+		if x.Command != nil && x.Command.Name != "" && x.Command.Name != c.App.Name {
+			words = append([]string{x.Command.Name}, words...)
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+func printJSON(c *cli.Context, v any) error {
+	enc := json.NewEncoder(c.App.Writer)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newTable(c *cli.Context, header ...string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	return tw
+}
+
+func row(tw *tabwriter.Writer, cells ...string) {
+	for i, s := range cells {
+		if s == "" {
+			cells[i] = "-"
+		}
+	}
+	fmt.Fprintln(tw, strings.Join(cells, "\t"))
+}
+
+// human writes a byte count for people, to three significant digits.
+func human(n uint64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	f, i := float64(n), 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	switch {
+	case i == 0:
+		return fmt.Sprintf("%dB", n)
+	case f < 10:
+		return fmt.Sprintf("%.2f%s", f, units[i])
+	case f < 100:
+		return fmt.Sprintf("%.1f%s", f, units[i])
+	}
+	return fmt.Sprintf("%.0f%s", f, units[i])
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Local().Format(time.RFC3339)
+}
+
+// exitSilently ends with code 1 when the reason was already printed.
+var exitSilently = cli.Exit("", 1)

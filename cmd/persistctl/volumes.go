@@ -1,0 +1,342 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"github.com/urfave/cli/v2"
+
+	"github.com/containerd-persist/containerd-persist/config"
+	"github.com/containerd-persist/containerd-persist/volumes"
+)
+
+func volumesCommand() *cli.Command {
+	backendFlag := &cli.StringFlag{Name: "backend", Usage: "the `BACKEND` the volume is in, when several hold that name"}
+	return &cli.Command{
+		Name:    "volumes",
+		Aliases: []string{"volume", "v"},
+		Usage:   "list, inspect, create, remove, measure, export and import volumes",
+		Subcommands: []*cli.Command{
+			{
+				Name:    "ls",
+				Aliases: []string{"list"},
+				Usage:   "list volumes, with the container that holds each",
+				Flags: []cli.Flag{namespaceFlag(), jsonFlag,
+					&cli.BoolFlag{Name: "all-namespaces", Aliases: []string{"A"}, Usage: "list the volumes of every namespace"}},
+				Action: volumesList,
+			},
+			{
+				Name:      "inspect",
+				Usage:     "print a volume's metadata",
+				ArgsUsage: "NAME",
+				Flags:     []cli.Flag{namespaceFlag(), jsonFlag, backendFlag},
+				Action:    volumesInspect,
+			},
+			{
+				Name:      "create",
+				Usage:     "create an empty volume",
+				ArgsUsage: "NAME",
+				Flags: []cli.Flag{namespaceFlag(), jsonFlag,
+					&cli.StringFlag{Name: "backend", Usage: "`BACKEND` to create it in (default: the only backend)"},
+					&cli.StringFlag{Name: "size", Usage: "`SIZE` of a loopfile volume, like 10GiB (default: the backend's default_size)"},
+					&cli.StringFlag{Name: "class", Usage: "`CLASS` to record as the volume's"}},
+				Action: volumesCreate,
+			},
+			{
+				Name:      "rm",
+				Aliases:   []string{"remove"},
+				Usage:     "remove volumes that no container holds",
+				ArgsUsage: "NAME...",
+				Flags:     []cli.Flag{namespaceFlag(), backendFlag},
+				Action:    volumesRemove,
+			},
+			{
+				Name:      "du",
+				Usage:     "measure what a volume's content takes: bytes and inodes",
+				ArgsUsage: "NAME",
+				Flags:     []cli.Flag{namespaceFlag(), jsonFlag, backendFlag},
+				Action:    volumesDu,
+			},
+			exportCommand(backendFlag),
+			importCommand(),
+		},
+	}
+}
+
+func volumesList(c *cli.Context) error {
+	if _, err := args(c, 0, 0); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	ns := namespace(c)
+	if c.Bool("all-namespaces") {
+		ns = ""
+	}
+	infos, err := openStore(cfg).List(backends(cfg), ns)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if infos == nil {
+			infos = []volumes.Info{}
+		}
+		return printJSON(c, infos)
+	}
+	tw := newTable(c, "NAMESPACE", "NAME", "BACKEND", "TYPE", "SIZE", "USED", "ATTACHED TO", "SINCE", "LAST ATTACHED")
+	for _, v := range infos {
+		var size, used, to, since string
+		if v.Size > 0 {
+			size = human(v.Size)
+		}
+		if v.Used != nil {
+			used = human(*v.Used)
+		}
+		if v.Holder != nil {
+			to, since = v.Holder.Container, when(v.Holder.Since)
+			if to == "" {
+				to = "(shared)"
+			}
+		}
+		row(tw, v.Namespace, v.Name, v.Backend, v.Type, size, used, to, since, when(v.LastAttached))
+	}
+	return tw.Flush()
+}
+
+// find finds the named volume of the namespace, in --backend if given.
+func find(c *cli.Context, cfg *config.Config, name string) (*volumes.Store, volumes.Backend, error) {
+	s := openStore(cfg)
+	bs := backends(cfg)
+	if want := c.String("backend"); want != "" {
+		b, ok := cfg.Backend(want)
+		if !ok {
+			return nil, volumes.Backend{}, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("backend %q is not in config %s", want, cfg.Source))
+		}
+		bs = []volumes.Backend{{Name: b.Name, Type: string(b.Type), Path: b.Path}}
+	}
+	b, _, err := s.Find(bs, namespace(c), name)
+	return s, b, err
+}
+
+// inspectInfo is volumes inspect --json: the listing plus where its lock
+// and, for a loopfile volume, its mount are.
+type inspectInfo struct {
+	volumes.Info
+	Lock  string `json:"lock"`
+	Mount string `json:"mount,omitempty"`
+}
+
+func volumesInspect(c *cli.Context) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	s, b, err := find(c, cfg, a[0])
+	if err != nil {
+		return err
+	}
+	info, err := s.Inspect(b, namespace(c), a[0])
+	if err != nil {
+		return err
+	}
+	out := inspectInfo{Info: info, Lock: s.LockPath(info.Namespace, info.Name)}
+	if info.Type == volumes.Loopfile {
+		out.Mount = s.MountPath(info.Namespace, info.Name)
+	}
+	if c.Bool("json") {
+		return printJSON(c, out)
+	}
+	return printInspect(c, out)
+}
+
+func printInspect(c *cli.Context, v inspectInfo) error {
+	tw := newTable(c, "FIELD", "VALUE")
+	row(tw, "name", v.Name)
+	row(tw, "namespace", v.Namespace)
+	row(tw, "backend", v.Backend)
+	row(tw, "type", v.Type)
+	if v.Size > 0 {
+		row(tw, "size", fmt.Sprintf("%s (%d bytes)", human(v.Size), v.Size))
+	}
+	if v.Used != nil {
+		row(tw, "used", fmt.Sprintf("%s (%d bytes)", human(*v.Used), *v.Used))
+	}
+	row(tw, "class", v.Class)
+	row(tw, "created", when(v.Created))
+	row(tw, "last attached", when(v.LastAttached))
+	row(tw, "last holder", v.LastHolder)
+	if v.Holder != nil {
+		row(tw, "attached to", fmt.Sprintf("%s (namespace %s, shim pid %d) since %s", v.Holder.Container, v.Holder.Namespace, v.Holder.PID, when(v.Holder.Since)))
+	} else {
+		row(tw, "attached to", "")
+	}
+	if v.Image != nil {
+		row(tw, "image", v.Image.String())
+	}
+	for _, ch := range v.ImageChanges {
+		row(tw, "image change", fmt.Sprintf("%s: %s -> %s", when(ch.At), ch.From, ch.To))
+	}
+	row(tw, "dir", v.Dir)
+	row(tw, "lock", v.Lock)
+	if v.Mount != "" {
+		row(tw, "mount", v.Mount)
+	}
+	return tw.Flush()
+}
+
+// pickBackend is --backend, or the config's only backend.
+func pickBackend(c *cli.Context, cfg *config.Config) (*config.Backend, error) {
+	want := c.String("backend")
+	if want == "" && len(cfg.Backends) == 1 {
+		for _, b := range cfg.Backends {
+			return b, nil
+		}
+	}
+	var names []string
+	for _, b := range backends(cfg) {
+		names = append(names, b.Name)
+	}
+	if want == "" {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("name a backend with --backend: one of %s", strings.Join(names, ", ")))
+	}
+	b, ok := cfg.Backend(want)
+	if !ok {
+		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("backend %q is not in config %s: use one of %s", want, cfg.Source, strings.Join(names, ", ")))
+	}
+	return b, nil
+}
+
+// volumeSize is --size for a volume in b: the backend's default_size for a
+// loopfile backend; refused for a dir backend, which has no limit.
+func volumeSize(c *cli.Context, b *config.Backend) (uint64, error) {
+	if !c.IsSet("size") {
+		return uint64(b.DefaultSize), nil
+	}
+	if b.Type != config.BackendLoopfile {
+		return 0, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("backend %s is a dir backend, which has no size limit: drop --size or use a loopfile backend", b.Name))
+	}
+	n, err := config.ParseSize(c.String("size"))
+	if err != nil {
+		return 0, errdefs.ErrInvalidArgument.WithMessage("--size: " + err.Error())
+	}
+	return uint64(n), nil
+}
+
+// refuseElsewhere refuses a name that another backend already holds: one
+// name is one lock, so two volumes of one name could not both be attached.
+func refuseElsewhere(cfg *config.Config, s *volumes.Store, ns, name, backend string) error {
+	b, _, err := s.Find(backends(cfg), ns, name)
+	switch {
+	case errdefs.IsNotFound(err) || (err == nil && b.Name == backend):
+		return nil
+	case err == nil:
+		return errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf("volume %s already exists in namespace %s, in backend %s", name, ns, b.Name))
+	}
+	return err
+}
+
+func volumesCreate(c *cli.Context) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	b, err := pickBackend(c, cfg)
+	if err != nil {
+		return err
+	}
+	size, err := volumeSize(c, b)
+	if err != nil {
+		return err
+	}
+	ns, name := namespace(c), a[0]
+	s := openStore(cfg)
+	if err := refuseElsewhere(cfg, s, ns, name, b.Name); err != nil {
+		return err
+	}
+	vb := volumes.Backend{Name: b.Name, Type: string(b.Type), Path: b.Path}
+	if err := s.CreateLocked(vb, volumes.Meta{Name: name, Namespace: ns, Size: size, Class: c.String("class")}, holder(c, "create")); err != nil {
+		return err
+	}
+	info, err := s.Inspect(vb, ns, name)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c, info)
+	}
+	fmt.Fprintf(c.App.Writer, "created volume %s in namespace %s, backend %s\n", name, ns, b.Name)
+	return nil
+}
+
+func volumesRemove(c *cli.Context) error {
+	a, err := args(c, 1, 1<<20)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range a {
+		s, b, err := find(c, cfg, name)
+		if err == nil {
+			err = s.Remove(b, namespace(c), name, holder(c, "rm"))
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(c.App.Writer, "removed volume %s\n", name)
+	}
+	return errors.Join(errs...)
+}
+
+// duInfo is volumes du --json.
+type duInfo struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	Backend   string `json:"backend"`
+	volumes.Usage
+}
+
+func volumesDu(c *cli.Context) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	s, b, err := find(c, cfg, a[0])
+	if err != nil {
+		return err
+	}
+	u, err := s.Usage(b, namespace(c), a[0], holder(c, "du"))
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c, duInfo{Name: a[0], Namespace: namespace(c), Backend: b.Name, Usage: u})
+	}
+	tw := newTable(c, "NAME", "BYTES", "APPARENT", "INODES", "IMAGE")
+	image := ""
+	if u.Image != nil {
+		image = fmt.Sprintf("%s (%d)", human(*u.Image), *u.Image)
+	}
+	row(tw, a[0], fmt.Sprintf("%s (%d)", human(u.Bytes), u.Bytes), fmt.Sprintf("%s (%d)", human(u.Apparent), u.Apparent), fmt.Sprint(u.Inodes), image)
+	return tw.Flush()
+}
