@@ -94,13 +94,19 @@ func hasHolders(name string) bool {
 	return len(entries) > 0
 }
 
-// detachLoop detaches a loop device, unless it was mounted since.
+// detachLoop detaches a loop device, unless it was mounted since or its
+// image's owner came to life.
 func (g *GC) detachLoop(dev string) error {
+	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(dev), "loop", "backing_file"))
+	if err != nil {
+		return nil // detached already
+	}
 	mounted, err := mountedSources()
 	if err != nil {
 		return err
 	}
-	if mounted[dev] {
+	live, _ := g.imageOwner(strings.TrimSuffix(string(bytes.TrimSpace(b)), " (deleted)"))
+	if mounted[dev] || live {
 		return ErrLive
 	}
 	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC, 0)
