@@ -225,22 +225,18 @@ func (tc *tcase) assertClean() {
 	for _, l := range loopsUnder(tc.dir) {
 		tc.t.Errorf("left a loop device: %s", l)
 	}
-	for _, e := range leftoversIn(tc.stateDir) {
+	for _, e := range leftoversIn(tc.stateDir, tc.namespace) {
 		tc.t.Errorf("left in the state dir: %s", e)
 	}
 }
 
-// leftoversIn lists what a state dir holds of containers.
-func leftoversIn(stateDir string) []string {
+// leftoversIn lists what a state dir holds of containers of a namespace.
+func leftoversIn(stateDir, namespace string) []string {
 	var left []string
 	for _, sub := range []string{"journal", "locks", "scratch", "mounts"} {
-		root := filepath.Join(stateDir, sub)
+		root := filepath.Join(stateDir, sub, namespace)
 		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return nil
-			}
-			rel, _ := filepath.Rel(root, p)
-			if !d.IsDir() || strings.Count(rel, "/") >= 1 {
+			if err == nil && p != root {
 				left = append(left, p)
 			}
 			return nil

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +18,6 @@ import (
 	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
-	"github.com/containerd-persist/containerd-persist/overlay"
 	"github.com/containerd-persist/containerd-persist/state"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
@@ -94,150 +92,17 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 		}
 	}()
 
-	if class.Mode == config.ModeImmutable {
-		if c.spec.Root == nil {
-			return errors.New("the OCI spec has no root")
-		}
-		c.spec.Root.Readonly = true
+	run := &setupRun{
+		storage: s,
+		cfg:     cfg,
+		class:   class,
+		c:       c,
+		j:       j,
+		holder:  holder,
+		store:   volumes.Open(cfg.StateDir, s.mounter, s.locks),
+		vars:    templateVars(c.spec.Annotations, c.namespace, c.id),
 	}
-	// Volumes first: a machine root's layer is the top layer that scratch
-	// paths are looked up in.
-	if err := s.setupVolumes(ctx, cfg, class, c, j, holder); err != nil {
-		return err
-	}
-	return s.setupScratch(cfg, class, c, j)
-}
-
-// setupScratch mounts the class's scratch areas and lays them over the image.
-func (s *storage) setupScratch(cfg *config.Config, class *config.Class, c *container, j *journal.Journal) error {
-	if len(class.Scratch) == 0 {
-		return nil
-	}
-	dir := state.Dir(cfg.StateDir).Scratch(c.namespace, c.id)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-		return err
-	}
-	if err := j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return err
-	}
-	rootfs := filepath.Join(c.bundle, "rootfs")
-	for i, sc := range class.Scratch {
-		owner, err := overlay.LookupOwner(c.rootfs, sc.Path)
-		if errors.Is(err, overlay.ErrSymlink) {
-			// The overlay's lower is a host path: a link would lead it out.
-			return fmt.Errorf("scratch path %s is a symlink in the container's root, or under one: make it a directory, or use the link's target as the scratch path", sc.Path)
-		}
-		if err != nil {
-			return fmt.Errorf("scratch %s: %w", sc.Path, err)
-		}
-		scratch := overlay.Scratch{Path: sc.Path, Disk: sc.Medium == config.MediumDisk, Size: uint64(sc.Size)}
-		m, err := scratch.Setup(s.mounter, j, filepath.Join(dir, strconv.Itoa(i)), rootfs, owner)
-		if err != nil {
-			return fmt.Errorf("scratch %s: %w", sc.Path, err)
-		}
-		addMount(c.spec, m)
-	}
-	return nil
-}
-
-// setupVolumes attaches the machine root volume and the class's volumes.
-func (s *storage) setupVolumes(ctx context.Context, cfg *config.Config, class *config.Class, c *container, j *journal.Journal, holder volumes.Holder) error {
-	store := volumes.Open(cfg.StateDir, s.mounter, s.locks)
-	vars := templateVars(c.spec.Annotations, c.namespace, c.id)
-	if class.Mode == config.ModeMachine {
-		img, err := imageOf(ctx, s.address, c.namespace, c.id)
-		if err != nil {
-			return err
-		}
-		root := rootVolume{image: img, refuseChange: class.OnImageChange == config.ImageRefuse}
-		a, err := attach(store, j, cfg, class, vars, holder, class.Backend, class.VolumeName, class.Size, false, &root)
-		if err != nil {
-			return err
-		}
-		if err := s.moveRoot(c, a); err != nil {
-			return fmt.Errorf("root volume %s: %w", a.Meta.Name, err)
-		}
-	}
-	for _, v := range class.Volumes {
-		a, err := attach(store, j, cfg, class, vars, holder, v.Backend, v.Name, v.Size, v.Shared, nil)
-		if err != nil {
-			return err
-		}
-		// A bind mount's target is resolved inside the root by runc, so a
-		// symlink there is safe; its owner is just unknown.
-		owner, err := overlay.LookupOwner(c.rootfs, v.Path)
-		if errors.Is(err, overlay.ErrSymlink) {
-			err = nil
-		}
-		if err != nil {
-			return fmt.Errorf("volume %s at %s: %w", a.Meta.Name, v.Path, err)
-		}
-		data, err := a.Subdir("data", owner)
-		if err != nil {
-			return fmt.Errorf("volume %s: %w", a.Meta.Name, err)
-		}
-		addMount(c.spec, specs.Mount{Destination: v.Path, Type: "bind", Source: data, Options: []string{"rbind", "rw"}})
-	}
-	return nil
-}
-
-// rootVolume is what attaching a machine root volume also checks.
-type rootVolume struct {
-	image        volumes.Image
-	refuseChange bool
-}
-
-// attach expands a volume's name template and attaches it.
-func attach(store *volumes.Store, j *journal.Journal, cfg *config.Config, class *config.Class, vars map[string]string,
-	holder volumes.Holder, backendName, template string, size config.Size, shared bool, root *rootVolume) (*volumes.Attached, error) {
-	name, err := config.Expand(template, vars)
-	if err == nil {
-		err = volumes.ValidateName(name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("volume name template %q of class %s gave %q: %w", template, class.Name, name, err)
-	}
-	b, _ := cfg.Backend(backendName) // validated with the config
-	if size == 0 {
-		size = b.DefaultSize
-	}
-	o := volumes.AttachOptions{
-		Namespace: holder.Namespace,
-		Name:      name,
-		Backend:   volumes.Backend{Name: b.Name, Type: string(b.Type), Path: b.Path},
-		Size:      uint64(size),
-		Shared:    shared,
-		Class:     class.Name,
-		Holder:    holder,
-	}
-	if root != nil {
-		o.Image, o.RefuseImageChange = &root.image, root.refuseChange
-	}
-	return store.Attach(j, o)
-}
-
-// moveRoot makes the volume hold the container's writable root layer.
-func (s *storage) moveRoot(c *container, a *volumes.Attached) error {
-	if len(c.rootfs) != 1 {
-		return fmt.Errorf("machine mode needs a root of one overlay mount, got %d mounts: use the overlayfs snapshotter", len(c.rootfs))
-	}
-	upper, err := a.Subdir("upper", overlay.Owner{Mode: 0o755})
-	if err != nil {
-		return err
-	}
-	work, err := a.Subdir("work", overlay.Owner{Mode: 0o700})
-	if err != nil {
-		return err
-	}
-	opts, err := overlay.MoveUpper(c.rootfs[0].Type, c.rootfs[0].Options, upper, work)
-	if err != nil {
-		return err
-	}
-	c.rootfs[0].Options = opts
-	return nil
+	return run.do(ctx)
 }
 
 // teardown releases the storage of container id of namespace ns by its
@@ -269,18 +134,6 @@ func (s *storage) teardownBundle(bundle, ns, id string) error {
 		return err
 	}
 	return s.teardown(strings.TrimSpace(string(b)), ns, id)
-}
-
-// addMount adds m to the spec, replacing a mount at the same destination:
-// the class decides what is at its paths.
-func addMount(spec *specs.Spec, m specs.Mount) {
-	kept := spec.Mounts[:0]
-	for _, old := range spec.Mounts {
-		if filepath.Clean(old.Destination) != m.Destination {
-			kept = append(kept, old)
-		}
-	}
-	spec.Mounts = append(kept, m)
 }
 
 func (s *storage) undoer(h volumes.Holder) state.Undoer {

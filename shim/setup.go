@@ -1,0 +1,181 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/containerd-persist/containerd-persist/config"
+	"github.com/containerd-persist/containerd-persist/journal"
+	"github.com/containerd-persist/containerd-persist/overlay"
+	"github.com/containerd-persist/containerd-persist/state"
+	"github.com/containerd-persist/containerd-persist/volumes"
+)
+
+// setupRun is the setup of one container's storage, step by step. Every
+// host-side step is recorded in j before it is taken.
+type setupRun struct {
+	*storage
+	cfg    *config.Config
+	class  *config.Class
+	c      *container
+	j      *journal.Journal
+	holder volumes.Holder
+	store  *volumes.Store
+	vars   map[string]string // name template values
+}
+
+func (r *setupRun) do(ctx context.Context) error {
+	if r.class.Mode == config.ModeImmutable {
+		if r.c.spec.Root == nil {
+			return errors.New("the OCI spec has no root")
+		}
+		r.c.spec.Root.Readonly = true
+	}
+	// The machine root first: its layer is the top one that scratch and
+	// volume paths are looked up in.
+	if r.class.Mode == config.ModeMachine {
+		if err := r.machineRoot(ctx); err != nil {
+			return err
+		}
+	}
+	for _, v := range r.class.Volumes {
+		if err := r.volume(v); err != nil {
+			return err
+		}
+	}
+	return r.scratch()
+}
+
+// machineRoot attaches the root volume and moves the root's upper into it.
+func (r *setupRun) machineRoot(ctx context.Context) error {
+	img, err := imageOf(ctx, r.address, r.c.namespace, r.c.id)
+	if err != nil {
+		return err
+	}
+	o, err := r.attachOptions(r.class.Backend, r.class.VolumeName, r.class.Size)
+	if err != nil {
+		return err
+	}
+	o.Image, o.RefuseImageChange = &img, r.class.OnImageChange == config.ImageRefuse
+	a, err := r.store.Attach(r.j, o)
+	if err != nil {
+		return err
+	}
+	if len(r.c.rootfs) != 1 {
+		return fmt.Errorf("root volume %s: machine mode needs a root of one overlay mount, got %d mounts: use the overlayfs snapshotter", o.Name, len(r.c.rootfs))
+	}
+	upper, err := a.Subdir("upper", overlay.Owner{Mode: 0o755})
+	if err != nil {
+		return err
+	}
+	work, err := a.Subdir("work", overlay.Owner{Mode: 0o700})
+	if err != nil {
+		return err
+	}
+	root := &r.c.rootfs[0]
+	if root.Options, err = overlay.MoveUpper(root.Type, root.Options, upper, work); err != nil {
+		return fmt.Errorf("root volume %s: %w", o.Name, err)
+	}
+	return nil
+}
+
+// volume attaches a class volume and bind-mounts its data at its path.
+func (r *setupRun) volume(v config.Volume) error {
+	o, err := r.attachOptions(v.Backend, v.Name, v.Size)
+	if err != nil {
+		return err
+	}
+	o.Shared = v.Shared
+	a, err := r.store.Attach(r.j, o)
+	if err != nil {
+		return err
+	}
+	// runc resolves a bind mount's target inside the root, so a symlink on
+	// the way is safe there; it only hides the owner to copy.
+	owner, err := overlay.LookupOwner(r.c.rootfs, v.Path)
+	if err != nil && !errors.Is(err, overlay.ErrSymlink) {
+		return fmt.Errorf("volume %s at %s: %w", o.Name, v.Path, err)
+	}
+	data, err := a.Subdir("data", owner)
+	if err != nil {
+		return fmt.Errorf("volume %s: %w", o.Name, err)
+	}
+	addMount(r.c.spec, specs.Mount{Destination: v.Path, Type: "bind", Source: data, Options: []string{"rbind", "rw"}})
+	return nil
+}
+
+// attachOptions names a volume from its template and says where it lives.
+func (r *setupRun) attachOptions(backend, template string, size config.Size) (volumes.AttachOptions, error) {
+	name, err := config.Expand(template, r.vars)
+	if err == nil {
+		err = volumes.ValidateName(name)
+	}
+	if err != nil {
+		return volumes.AttachOptions{}, fmt.Errorf("volume name template %q of class %s gave %q: %w", template, r.class.Name, name, err)
+	}
+	b, _ := r.cfg.Backend(backend) // the config was validated whole
+	if size == 0 {
+		size = b.DefaultSize
+	}
+	return volumes.AttachOptions{
+		Namespace: r.c.namespace,
+		Name:      name,
+		Backend:   volumes.Backend{Name: b.Name, Type: string(b.Type), Path: b.Path},
+		Size:      uint64(size),
+		Class:     r.class.Name,
+		Holder:    r.holder,
+	}, nil
+}
+
+// scratch mounts the class's scratch areas and lays them over the image.
+func (r *setupRun) scratch() error {
+	if len(r.class.Scratch) == 0 {
+		return nil
+	}
+	dir := state.Dir(r.cfg.StateDir).Scratch(r.c.namespace, r.c.id)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return err
+	}
+	if err := r.j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	rootfs := filepath.Join(r.c.bundle, "rootfs")
+	for i, sc := range r.class.Scratch {
+		owner, err := overlay.LookupOwner(r.c.rootfs, sc.Path)
+		if errors.Is(err, overlay.ErrSymlink) {
+			// The overlay's lower is a host path: a link would lead it out.
+			return fmt.Errorf("scratch path %s is a symlink in the container's root, or under one: make it a directory, or use the link's target as the scratch path", sc.Path)
+		}
+		if err != nil {
+			return fmt.Errorf("scratch %s: %w", sc.Path, err)
+		}
+		scratch := overlay.Scratch{Path: sc.Path, Disk: sc.Medium == config.MediumDisk, Size: uint64(sc.Size)}
+		m, err := scratch.Setup(r.mounter, r.j, filepath.Join(dir, strconv.Itoa(i)), rootfs, owner)
+		if err != nil {
+			return fmt.Errorf("scratch %s: %w", sc.Path, err)
+		}
+		addMount(r.c.spec, m)
+	}
+	return nil
+}
+
+// addMount adds m to the spec, replacing a mount at the same destination:
+// the class decides what is at its paths.
+func addMount(spec *specs.Spec, m specs.Mount) {
+	kept := spec.Mounts[:0]
+	for _, old := range spec.Mounts {
+		if filepath.Clean(old.Destination) != m.Destination {
+			kept = append(kept, old)
+		}
+	}
+	spec.Mounts = append(kept, m)
+}
