@@ -1,0 +1,143 @@
+package state
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/containerd/containerd/v2/core/mount"
+
+	"github.com/containerd-persist/containerd-persist/journal"
+	"github.com/containerd-persist/containerd-persist/volumes"
+)
+
+func TestDirPaths(t *testing.T) {
+	d := Dir("/var/lib/containerd-persist")
+	tests := []struct {
+		got, want string
+	}{
+		{d.Journal("default", "c1"), "/var/lib/containerd-persist/journal/default/c1"},
+		{d.Journal("k8s.io", "3f2a"), "/var/lib/containerd-persist/journal/k8s.io/3f2a"},
+		{d.Scratch("default", "c1"), "/var/lib/containerd-persist/scratch/default/c1"},
+		{Dir("/state/").Scratch("ns", "c"), "/state/scratch/ns/c"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %s, want %s", tt.got, tt.want)
+		}
+	}
+}
+
+// unmounts records Unmount calls; it mounts nothing.
+type unmounts []string
+
+func (u *unmounts) Mount(mount.Mount, string) error { return errors.New("unexpected mount") }
+func (u *unmounts) Unmount(target string) error {
+	*u = append(*u, target)
+	return nil
+}
+func (u *unmounts) MakeImage(string, uint64, bool) error { return errors.New("unexpected image") }
+
+func TestUndoerSync(t *testing.T) {
+	u := Undoer{Mounter: &unmounts{}, Locks: volumes.NewLocks()}
+	tmp := t.TempDir()
+	// A volume whose setup died before it was made, or that was removed.
+	if err := u.Sync(filepath.Join(tmp, "missing")); err != nil {
+		t.Errorf("Sync of a missing path = %v", err)
+	}
+	if err := u.Sync(tmp); err != nil {
+		t.Errorf("Sync of a directory = %v", err)
+	}
+}
+
+func TestUndoerRelease(t *testing.T) {
+	tmp := t.TempDir()
+	d := Dir(filepath.Join(tmp, "state"))
+	h := volumes.Holder{Namespace: "ns", Container: "c1"}
+	locks := volumes.NewLocks()
+	lock := filepath.Join(string(d), "locks", "ns", "v")
+	if err := locks.Acquire(lock, h, false); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tmp, "scratch")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	jpath := d.Journal("ns", "c1")
+	j, err := journal.Create(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []journal.Step{
+		{Kind: journal.Lock, Path: lock},
+		{Kind: journal.Sync, Path: filepath.Join(tmp, "gone")},
+		{Kind: journal.Dir, Path: dir},
+		{Kind: journal.Mount, Path: dir},
+	} {
+		if err := j.Record(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &unmounts{}
+	u := Undoer{Mounter: m, Locks: locks, Holder: h}
+	if err := u.Release(jpath); !errors.Is(err, journal.ErrInUse) {
+		t.Fatalf("Release of a live container's journal = %v, want ErrInUse", err)
+	}
+	j.Close()
+	if err := u.Release(jpath); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual([]string(*m), []string{dir}) {
+		t.Errorf("unmounts = %q, want %q", *m, dir)
+	}
+	for _, p := range []string{jpath, dir, lock} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left after Release: %v", p, err)
+		}
+	}
+	if err := u.Release(jpath); err != nil {
+		t.Errorf("second Release = %v", err)
+	}
+}
+
+func TestPrepare(t *testing.T) {
+	tmp := t.TempDir()
+	d := Dir(filepath.Join(tmp, "a", "state"))
+	if err := d.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(string(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("state dir mode %v, want a directory for its owner only", fi.Mode())
+	}
+	if err := d.Prepare(); err != nil {
+		t.Errorf("second Prepare = %v", err)
+	}
+
+	open := Dir(filepath.Join(tmp, "open"))
+	if err := os.Mkdir(string(open), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(string(open), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	err = open.Prepare()
+	if err == nil || !strings.Contains(err.Error(), string(open)) || !strings.Contains(err.Error(), "chmod go-w") {
+		t.Errorf("Prepare of a world-writable state dir = %v, want refused with what to do", err)
+	}
+
+	file := Dir(filepath.Join(tmp, "file"))
+	if err := os.WriteFile(string(file), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := file.Prepare(); err == nil {
+		t.Error("Prepare of a file succeeded")
+	}
+}
