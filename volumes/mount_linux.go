@@ -60,7 +60,9 @@ func (s *Store) mountDetached(dir, ns, name string, readOnly bool) (string, func
 	if err := os.Mkdir(target, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", nil, err
 	}
-	opts := []string{"loop"}
+	// Only this process reads or writes here: nothing in it is to be run,
+	// and device nodes an import writes must not open host devices.
+	opts := []string{"loop", "nodev", "nosuid", "noexec"}
 	if readOnly {
 		opts = append(opts, "ro")
 	}
@@ -82,7 +84,7 @@ func (s *Store) mountDetached(dir, ns, name string, readOnly bool) (string, func
 // of it. Unless live is set, the volume must be detached, and stays so under
 // its lock, held as h, until release. A detached loopfile volume is mounted
 // for this; a live one is read where its container has it mounted.
-func (s *Store) content(dir string, m Meta, h Holder, live bool) (root string, release func() error, retErr error) {
+func (s *Store) content(dir string, m Meta, h Holder, live bool) (root string, release func() error, err error) {
 	noop := func() error { return nil }
 	if live && m.Type == Dir {
 		return filepath.Join(dir, contentFS), noop, nil
@@ -91,13 +93,13 @@ func (s *Store) content(dir string, m Meta, h Holder, live bool) (root string, r
 		if _, held := LockHolder(s.LockPath(m.Namespace, m.Name)); held {
 			target := s.MountPath(m.Namespace, m.Name)
 			if ok, err := mountinfo.Mounted(target); err != nil || !ok {
-				return "", nil, fmt.Errorf("volume is attached but not mounted at %s", target)
+				return "", nil, fmt.Errorf("volume is attached but not mounted at %s: its container is starting or stopping, try again", target)
 			}
 			return target, noop, nil
 		}
 	}
 	lock := s.LockPath(m.Namespace, m.Name)
-	if err := s.locks.Acquire(lock, h, false); err != nil {
+	if err = s.locks.Acquire(lock, h, false); err != nil {
 		return "", nil, err
 	}
 	unlock := func() error { return s.locks.Release(lock, h) }
