@@ -51,17 +51,25 @@ func (j *Journal) BeforeRecord(fn func(n int) error) { j.before = fn }
 // Create makes a new journal at path and locks it until Close: a locked
 // journal belongs to a live container, and Replay leaves it alone. It fails
 // if a journal exists, since that belongs to a setup never cleaned up.
+//
+// The file is locked under a temporary name and then linked into place, so
+// that no one can find it at path unlocked and take it for a dead one.
 func Create(path string) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	tmp := path + ".new"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := lock(f); err != nil {
+	err = lock(f)
+	if err == nil {
+		err = os.Link(tmp, path)
+	}
+	os.Remove(tmp)
+	if err != nil {
 		f.Close()
-		os.Remove(path)
 		return nil, err
 	}
 	return &Journal{path: path, f: f}, nil

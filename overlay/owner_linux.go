@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/mount"
@@ -48,8 +49,13 @@ func LookupOwner(rootfs []mount.Mount, path string) (Owner, error) {
 		var st unix.Stat_t
 		err := statBeneath(layer, path, &st)
 		switch {
-		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
+		case errors.Is(err, unix.ENOENT):
+			if opaqueAbove(layer, path) {
+				return DefaultOwner, nil // the layer hides what is below
+			}
 			continue
+		case errors.Is(err, unix.ENOTDIR):
+			return DefaultOwner, nil // a file or whiteout above hides the rest
 		case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV):
 			return DefaultOwner, ErrSymlink
 		case err != nil:
@@ -84,6 +90,32 @@ func statBeneath(root, path string, st *unix.Stat_t) error {
 	}
 	defer unix.Close(fd)
 	return unix.Fstat(fd, st)
+}
+
+// opaqueAbove reports whether a directory on the way to path in layer is
+// opaque: overlayfs then shows nothing of that directory from lower layers.
+func opaqueAbove(layer, path string) bool {
+	dir := strings.TrimPrefix(filepath.Dir(path), "/")
+	for dir != "." && dir != "" {
+		fd, err := unix.Openat2(unix.AT_FDCWD, filepath.Join(layer, dir), &unix.OpenHow{
+			Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_NO_SYMLINKS,
+		})
+		if err == nil {
+			opaque := false
+			for _, name := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
+				buf := make([]byte, 1)
+				n, err := unix.Fgetxattr(fd, name, buf)
+				opaque = opaque || err == nil && n == 1 && buf[0] == 'y'
+			}
+			unix.Close(fd)
+			if opaque {
+				return true
+			}
+		}
+		dir = filepath.Dir(dir)
+	}
+	return false
 }
 
 // layers lists the directories of an image's root, topmost first: an

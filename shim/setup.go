@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
@@ -169,13 +170,23 @@ func (r *setupRun) scratch() error {
 }
 
 // addMount adds m to the spec, replacing a mount at the same destination:
-// the class decides what is at its paths.
+// the class decides what is at its paths. runc mounts in order, so m goes
+// before any mount below its destination, which would be hidden otherwise.
 func addMount(spec *specs.Spec, m specs.Mount) {
-	kept := spec.Mounts[:0]
+	mounts := make([]specs.Mount, 0, len(spec.Mounts)+1)
+	added := false
 	for _, old := range spec.Mounts {
-		if filepath.Clean(old.Destination) != m.Destination {
-			kept = append(kept, old)
+		dest := filepath.Clean(old.Destination)
+		if dest == m.Destination {
+			continue
 		}
+		if !added && strings.HasPrefix(dest, m.Destination+"/") {
+			mounts, added = append(mounts, m), true
+		}
+		mounts = append(mounts, old)
 	}
-	spec.Mounts = append(kept, m)
+	if !added {
+		mounts = append(mounts, m)
+	}
+	spec.Mounts = mounts
 }
