@@ -11,7 +11,7 @@ export CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS := 1
 FUZZTIME ?= 4s
 FUZZ     := FuzzParse:./config FuzzParseSize:./config FuzzExpand:./config FuzzAnnotations:./shim
 
-.PHONY: all build install deps demo test fuzz stress lint clean
+.PHONY: all build install deps demo test fuzz stress lint bench clean
 
 all: build
 
@@ -48,6 +48,12 @@ fuzz:
 stress: deps
 	PERSIST_ROUNDS=$${PERSIST_ROUNDS:-50} $(GO) test -count=1 -timeout 60m -v \
 		-run 'TestShimKilledWhileWriting|TestConcurrentCreatesOneWinner|TestFailpoints' ./integration/
+
+# Start-to-exit, shim memory, I/O and scale against the runc shim on a private
+# containerd, checked against the performance budget; prints markdown tables.
+# OUT=file for the JSON (default bench/results.json), ARGS="-runs 40" for flags.
+bench: deps build
+	$(GO) run ./bench -bin bin $(if $(OUT),-o $(OUT)) $(ARGS)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

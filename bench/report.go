@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// The tables are markdown, ready for the README.
+
+func (r *results) printHeader(w io.Writer) {
+	m := r.Machine
+	vm := ""
+	if m.VM {
+		vm = ", VM"
+	}
+	fmt.Fprintf(w, "# containerd-persist bench, %s\n\n", r.Date.Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "%d vCPU (%s%s), %d MiB, %s, kernel %s, cgroup %s; %s; runc %s; %s; state dir and backends on %s.\n",
+		m.CPUs, m.CPU, vm, m.MemoryMiB, m.OS, m.Kernel, m.Cgroup, m.Containerd, strings.TrimPrefix(m.Runc, "runc version "), m.Go, m.WorkFS)
+}
+
+func (r *results) print(w io.Writer, part string) {
+	switch part {
+	case "start":
+		r.printStart(w)
+	case "memory":
+		r.printMemory(w)
+	case "io":
+		r.printIO(w)
+	case "scale":
+		r.printScale(w)
+	case "persistctl":
+		r.printPersistctl(w)
+	case "steps":
+		r.printSteps(w)
+	}
+}
+
+func (r *results) printStart(w io.Writer) {
+	fmt.Fprintf(w, "\n## Start-to-exit (`true`), median of %d interleaved runs\n\n", r.Options.Runs)
+	fmt.Fprintln(w, "| case | `ctr run --rm` ms | × runc | Go client ms | × runc | budget | ctr | client |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|---|---|")
+	for _, s := range r.Start {
+		budget, ctr, cl := "—", "—", "—"
+		if s.Budget > 0 {
+			budget = fmt.Sprintf("≤ %.2f×", s.Budget)
+			ctr, cl = verdict(s.CtrRatio <= s.Budget), verdict(s.ClientRatio <= s.Budget)
+		}
+		fmt.Fprintf(w, "| %s | %.1f | %.3f | %.1f | %.3f | %s | %s | %s |\n",
+			s.Title, s.Ctr.Median, s.CtrRatio, s.Client.Median, s.ClientRatio, budget, ctr, cl)
+	}
+}
+
+func (r *results) printMemory(w io.Writer) {
+	fmt.Fprintf(w, "\n## Shim memory: VmRSS per running container, mean of %d\n\n", r.Options.RSS)
+	fmt.Fprintln(w, "| shim | VmRSS MiB | × runc | budget | result |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|---|")
+	for _, m := range r.Memory {
+		budget, res := "—", "—"
+		if m.Case != "runc" {
+			budget, res = "≤ 1.10×", verdict(m.RatioMeans <= 1.10)
+		}
+		fmt.Fprintf(w, "| %s | %.1f | %.3f | %s | %s |\n", m.Title, m.MeanMiB, m.RatioMeans, budget, res)
+	}
+}
+
+func (r *results) printIO(w io.Writer) {
+	o := r.Options
+	fmt.Fprintf(w, "\n## Writes inside the container vs the same filesystem on the host, median of %d\n\n", o.IORuns)
+	fmt.Fprintf(w, "Sequential: %d MiB in 1 MiB writes + fsync. Random: %d × 4 KiB writes at random offsets of a %d MiB file + fsync.\n\n",
+		o.SeqMiB, o.RandWrites, o.RandMiB)
+	fmt.Fprintln(w, "| where | host baseline | seq MiB/s | host | × host | rand IOPS | host | × host | budget | result |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
+	for _, t := range r.IO {
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | ≥ 0.90× | %s |\n",
+			t.Title, t.HostTitle, t.SeqMiBs.Median, t.HostSeq.Median, t.SeqRatio,
+			t.IOPS.Median, t.HostIOPS.Median, t.IOPSRatio, verdict(t.SeqRatio >= 0.9 && t.IOPSRatio >= 0.9))
+	}
+}
+
+func (r *results) printScale(w io.Writer) {
+	levels := r.Options.Scale
+	fmt.Fprintf(w, "\n## Concurrent creates (Go client): wall time until all have exited and been deleted, median of %d\n\n", r.Options.ScaleRuns)
+	head, rule := "| case |", "|---|"
+	for _, n := range levels {
+		head += fmt.Sprintf(" %d at once ms | × runc |", n)
+		rule += "--:|--:|"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
+	for _, s := range r.Scale {
+		line := "| " + s.Title + " |"
+		for _, n := range levels {
+			k := fmt.Sprint(n)
+			line += fmt.Sprintf(" %.0f | %.2f |", s.WallMS[k].Median, s.Ratio[k])
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+func (r *results) printPersistctl(w io.Writer) {
+	fmt.Fprintln(w, "\n## persistctl")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| command | fixture | seconds | budget | result |")
+	fmt.Fprintln(w, "|---|---|--:|--:|---|")
+	if ls := r.VolumesLs; ls != nil {
+		fixture := fmt.Sprintf("%d volumes (1 in 10 loopfile)", ls.Volumes)
+		if ls.Skipped != "" {
+			fmt.Fprintf(w, "| `volumes ls` | %s | — | ≤ 0.5 s | SKIPPED: %s |\n", fixture, ls.Skipped)
+		} else {
+			s := median(ls.Seconds)
+			fmt.Fprintf(w, "| `volumes ls` (median of %d) | %s | %.3f | ≤ 0.5 s | %s |\n", len(ls.Seconds), fixture, s, verdict(s <= 0.5))
+		}
+	}
+	if gc := r.GC; gc != nil {
+		fixture := fmt.Sprintf("%d dead containers' journals and scratch dirs; %d with a mounted tmpfs and a stale volume lock", gc.Leftovers, gc.Mounted)
+		if gc.Skipped != "" {
+			fmt.Fprintf(w, "| `gc` | %s | — | — | SKIPPED: %s |\n", fixture, gc.Skipped)
+		} else {
+			fmt.Fprintf(w, "| `gc` (one run; %d left after it) | %s | %.3f | — | — |\n", gc.Remaining, fixture, gc.Seconds)
+		}
+	}
+}
+
+func (r *results) printSteps(w io.Writer) {
+	fmt.Fprintln(w, "\n## The shim's setup steps, timed one by one, median")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| step | paid by | ms |")
+	fmt.Fprintln(w, "|---|---|--:|")
+	for _, s := range r.Steps {
+		fmt.Fprintf(w, "| %s | %s | %.2f |\n", s.Name, s.Cases, s.Median)
+	}
+}
+
+func (r *results) printBudget(w io.Writer) {
+	fmt.Fprintln(w, "\n## Budget")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| line | measured | limit | result |")
+	fmt.Fprintln(w, "|---|--:|--:|---|")
+	missed := 0
+	for _, b := range r.Budget {
+		op := "≥"
+		if b.AtMost {
+			op = "≤"
+		}
+		if b.Note != "" {
+			fmt.Fprintf(w, "| %s | — | %s %g %s | %s |\n", b.What, op, b.Limit, b.Unit, b.Note)
+			continue
+		}
+		if !b.Pass {
+			missed++
+		}
+		fmt.Fprintf(w, "| %s | %.3f %s | %s %g %s | %s |\n", b.What, b.Value, b.Unit, op, b.Limit, b.Unit, verdict(b.Pass))
+	}
+	fmt.Fprintf(w, "\n%d of %d budget lines missed.\n", missed, len(r.Budget))
+}
+
+func verdict(pass bool) string {
+	if pass {
+		return "PASS"
+	}
+	return "**MISS**"
+}

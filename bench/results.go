@@ -1,0 +1,212 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// results is everything a run measured, with the machine it ran on; it is
+// written as JSON.
+type results struct {
+	Date      time.Time        `json:"date"`
+	Machine   machine          `json:"machine"`
+	Options   options          `json:"options"`
+	Start     []startResult    `json:"start,omitempty"`
+	Memory    []memoryResult   `json:"memory,omitempty"`
+	IO        []ioTargetResult `json:"io,omitempty"`
+	Scale     []scaleResult    `json:"scale,omitempty"`
+	VolumesLs *lsResult        `json:"volumes_ls,omitempty"`
+	GC        *gcResult        `json:"gc,omitempty"`
+	Steps     []stepResult     `json:"steps,omitempty"`
+	Budget    []budgetLine     `json:"budget"`
+}
+
+// series is the samples of one measurement and their median.
+type series struct {
+	Samples []float64 `json:"samples"`
+	Median  float64   `json:"median"`
+}
+
+func newSeries(xs []float64) series { return series{Samples: xs, Median: median(xs)} }
+
+type startResult struct {
+	startCase
+	Ctr         series  `json:"ctr_ms"`
+	CtrRatio    float64 `json:"ctr_ratio"`
+	Client      series  `json:"client_ms"`
+	ClientRatio float64 `json:"client_ratio"`
+}
+
+type memoryResult struct {
+	Case       string    `json:"case"`
+	Title      string    `json:"title"`
+	RSSMiB     []float64 `json:"rss_mib"`
+	MeanMiB    float64   `json:"mean_mib"`
+	RatioMeans float64   `json:"ratio"`
+}
+
+type ioTargetResult struct {
+	Case      string  `json:"case"`
+	Title     string  `json:"title"`
+	Host      string  `json:"host"`
+	HostTitle string  `json:"host_title"`
+	SeqMiBs   series  `json:"seq_mib_s"`
+	HostSeq   series  `json:"host_seq_mib_s"`
+	SeqRatio  float64 `json:"seq_ratio"`
+	IOPS      series  `json:"rand_iops"`
+	HostIOPS  series  `json:"host_rand_iops"`
+	IOPSRatio float64 `json:"rand_ratio"`
+}
+
+type scaleResult struct {
+	Case   string             `json:"case"`
+	Title  string             `json:"title"`
+	WallMS map[string]series  `json:"wall_ms"` // by concurrency
+	Ratio  map[string]float64 `json:"ratio"`
+}
+
+type stepResult struct {
+	Name   string    `json:"name"`
+	Cases  string    `json:"cases"`
+	MS     []float64 `json:"ms"`
+	Median float64   `json:"median_ms"`
+}
+
+// budgetLine is one line of the performance budget and how this run did.
+type budgetLine struct {
+	What   string  `json:"what"`
+	Value  float64 `json:"value"`
+	Limit  float64 `json:"limit"`
+	Unit   string  `json:"unit"` // "x runc", "x host", "s"
+	AtMost bool    `json:"at_most"`
+	Pass   bool    `json:"pass"`
+	Note   string  `json:"note,omitempty"`
+}
+
+func newResults(o options, e *env) *results {
+	return &results{Date: time.Now().UTC(), Machine: describeMachine(e), Options: o}
+}
+
+func (r *results) budget(what string, value, limit float64, unit string, atMost bool) {
+	pass := value >= limit
+	if atMost {
+		pass = value <= limit
+	}
+	r.Budget = append(r.Budget, budgetLine{What: what, Value: value, Limit: limit, Unit: unit, AtMost: atMost, Pass: pass})
+}
+
+func (r *results) setStart(ctr, cl map[string][]float64) {
+	base := cases[0].Name
+	for _, c := range cases {
+		s := startResult{startCase: c, Ctr: newSeries(ctr[c.Name]), Client: newSeries(cl[c.Name])}
+		s.CtrRatio = s.Ctr.Median / median(ctr[base])
+		s.ClientRatio = s.Client.Median / median(cl[base])
+		r.Start = append(r.Start, s)
+		if c.Budget > 0 {
+			r.budget("start-to-exit, ctr, "+c.Title, s.CtrRatio, c.Budget, "x runc", true)
+			r.budget("start-to-exit, Go client, "+c.Title, s.ClientRatio, c.Budget, "x runc", true)
+		}
+	}
+}
+
+func (r *results) setMemory(kinds []startCase, rss map[string][]float64) {
+	base := mean(rss[kinds[0].Name])
+	for _, c := range kinds {
+		m := memoryResult{Case: c.Name, Title: c.Title, RSSMiB: rss[c.Name], MeanMiB: mean(rss[c.Name])}
+		m.RatioMeans = m.MeanMiB / base
+		r.Memory = append(r.Memory, m)
+		if c.Class != "" {
+			r.budget("shim RSS, "+c.Title, m.RatioMeans, 1.10, "x runc", true)
+		}
+	}
+}
+
+func (r *results) setIO(targets []hostTarget, seq, iops map[string][]float64) {
+	titles := map[string]string{}
+	for _, t := range targets {
+		titles[t.Name] = t.Title
+	}
+	for _, p := range ioPairs {
+		h := "host:" + p.Host
+		t := ioTargetResult{Case: p.Case, Title: p.Title, Host: p.Host, HostTitle: titles[p.Host],
+			SeqMiBs: newSeries(seq[p.Case]), HostSeq: newSeries(seq[h]),
+			IOPS: newSeries(iops[p.Case]), HostIOPS: newSeries(iops[h])}
+		t.SeqRatio = t.SeqMiBs.Median / t.HostSeq.Median
+		t.IOPSRatio = t.IOPS.Median / t.HostIOPS.Median
+		r.IO = append(r.IO, t)
+		r.budget("sequential write, "+p.Title, t.SeqRatio, 0.90, "x host", false)
+		r.budget("4 KiB random write, "+p.Title, t.IOPSRatio, 0.90, "x host", false)
+	}
+}
+
+func (r *results) setScale(wall map[string]map[int][]float64) {
+	base := wall[cases[0].Name]
+	for _, c := range cases {
+		s := scaleResult{Case: c.Name, Title: c.Title, WallMS: map[string]series{}, Ratio: map[string]float64{}}
+		for n, xs := range wall[c.Name] {
+			k := fmt.Sprint(n)
+			s.WallMS[k] = newSeries(xs)
+			s.Ratio[k] = median(xs) / median(base[n])
+		}
+		r.Scale = append(r.Scale, s)
+	}
+}
+
+func (r *results) setPersistctl(ls lsResult, gc gcResult) {
+	r.VolumesLs, r.GC = &ls, &gc
+	what := fmt.Sprintf("persistctl volumes ls, %d volumes", ls.Volumes)
+	if ls.Skipped != "" {
+		r.Budget = append(r.Budget, budgetLine{What: what, Limit: 0.5, Unit: "s", AtMost: true, Note: "skipped: " + ls.Skipped})
+		return
+	}
+	r.budget(what, median(ls.Seconds), 0.5, "s", true)
+}
+
+func (r *results) setSteps(s []stepResult) {
+	for i := range s {
+		s[i].Median = median(s[i].MS)
+	}
+	r.Steps = s
+}
+
+func (r *results) write(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / float64(len(xs))
+}

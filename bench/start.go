@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/api/types/runtimeoptions/v1"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+)
+
+// startCase is one way to run a container: the stock runc shim, or ours
+// with one of the bench config's classes.
+type startCase struct {
+	Name   string  `json:"name"`
+	Title  string  `json:"title"`
+	Class  string  `json:"class,omitempty"`  // "" is the runc shim
+	Volume string  `json:"volume,omitempty"` // name annotation: reattached every run
+	Budget float64 `json:"budget,omitempty"` // start-to-exit ratio to runc
+	IODir  string  `json:"-"`                // where I/O runs write in the container
+}
+
+var cases = []startCase{
+	{Name: "runc", Title: "runc shim (io.containerd.runc.v2)"},
+	{Name: "imm-mem", Title: "immutable, memory /tmp", Class: "mem", Budget: 1.03, IODir: "/tmp"},
+	{Name: "imm-disk", Title: "immutable, disk /tmp", Class: "disk", Budget: 1.03, IODir: "/tmp"},
+	{Name: "machine-dir", Title: "machine on dir", Class: "machine-dir", Volume: "machine-dir", Budget: 1.05, IODir: "/var/bench"},
+	{Name: "machine-loop", Title: "machine on loopfile", Class: "machine-loop", Volume: "machine-loop", Budget: 1.15, IODir: "/var/bench"},
+	{Name: "volume-loop", Title: "immutable + loopfile volume", Class: "volume-loop", Volume: "volume-loop", Budget: 1.15, IODir: "/data"},
+}
+
+func caseNamed(name string) startCase {
+	for _, c := range cases {
+		if c.Name == name {
+			return c
+		}
+	}
+	panic("no case " + name)
+}
+
+func (c startCase) annotations(volume string) map[string]string {
+	a := map[string]string{"persist.containerd.io/class": c.Class}
+	if volume != "" {
+		a["persist.containerd.io/name"] = volume
+	}
+	return a
+}
+
+// benchStart times `ctr run --rm IMG ID true` and the same through the Go
+// client for every case, round-robin, so that drift of the machine hits all
+// cases alike. The first rounds are warm-up and are not kept.
+func benchStart(ctx context.Context, e *env, r *results) error {
+	ctrMS := map[string][]float64{}
+	clientMS := map[string][]float64{}
+	for round := -e.o.Warmup; round < e.o.Runs; round++ {
+		for _, c := range cases {
+			d, err := e.ctrRun(ctx, c, fmt.Sprintf("%s-ctr-%d", c.Name, round+e.o.Warmup), c.Volume)
+			if err != nil {
+				return err
+			}
+			if round >= 0 {
+				ctrMS[c.Name] = append(ctrMS[c.Name], ms(d))
+			}
+		}
+		for _, c := range cases {
+			d, err := e.clientRun(ctx, c, fmt.Sprintf("%s-go-%d", c.Name, round+e.o.Warmup), c.Volume, "true")
+			if err != nil {
+				return err
+			}
+			if round >= 0 {
+				clientMS[c.Name] = append(clientMS[c.Name], ms(d))
+			}
+		}
+	}
+	r.setStart(ctrMS, clientMS)
+	return nil
+}
+
+// ctrRun runs `ctr run --rm` to the end and returns how long it took.
+func (e *env) ctrRun(ctx context.Context, c startCase, id, volume string) (time.Duration, error) {
+	args := []string{"run", "--rm"}
+	if c.Class == "" {
+		args = append(args, "--runtime", runcRuntime)
+	} else {
+		args = append(args, "--runtime", persistRuntime, "--runtime-config-path", e.config)
+		for k, v := range c.annotations(volume) {
+			args = append(args, "--annotation", k+"="+v)
+		}
+	}
+	args = append(args, imageName, id, "true")
+	cmd := exec.CommandContext(ctx, e.ctr, e.ctrArgs(args...)...)
+	cmd.Env = append(os.Environ(), "CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1")
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("ctr run %s (%s): %v: %s", id, c.Title, err, out)
+	}
+	return d, nil
+}
+
+// newContainer creates a container the way ctr run does: a new overlayfs
+// snapshot of the image, the image's config, and the case's runtime and
+// annotations.
+func (e *env) newContainer(ctx context.Context, c startCase, id, volume string, extra []oci.SpecOpts, args ...string) (client.Container, error) {
+	runtime, ropts := runcRuntime, any(&runcoptions.Options{})
+	specOpts := []oci.SpecOpts{oci.WithDefaultUnixDevices, oci.WithImageConfig(e.image), oci.WithProcessArgs(args...)}
+	if c.Class != "" {
+		runtime, ropts = persistRuntime, &runtimeoptions.Options{ConfigPath: e.config}
+		specOpts = append(specOpts, oci.WithAnnotations(c.annotations(volume)))
+	}
+	return e.client.NewContainer(ctx, id,
+		client.WithImage(e.image),
+		client.WithSnapshotter("overlayfs"),
+		client.WithNewSnapshot(id, e.image),
+		client.WithRuntime(runtime, ropts),
+		client.WithNewSpec(append(specOpts, extra...)...))
+}
+
+// clientRun creates, starts, waits for and deletes a container through the
+// Go client; the time covers all of it.
+func (e *env) clientRun(ctx context.Context, c startCase, id, volume string, args ...string) (time.Duration, error) {
+	start := time.Now()
+	if err := e.runToEnd(ctx, c, id, volume, nil, cio.NullIO, args...); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// runToEnd runs a container to its exit and deletes it; it fails unless the
+// process exits 0.
+func (e *env) runToEnd(ctx context.Context, c startCase, id, volume string, extra []oci.SpecOpts, io cio.Creator, args ...string) (retErr error) {
+	ctn, err := e.newContainer(ctx, c, id, volume, extra, args...)
+	if err != nil {
+		return fmt.Errorf("create %s (%s): %w", id, c.Title, err)
+	}
+	defer func() {
+		if retErr != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			deleteContainer(cctx, ctn)
+		}
+	}()
+	task, err := ctn.NewTask(ctx, io)
+	if err != nil {
+		return fmt.Errorf("create task %s (%s): %w", id, c.Title, err)
+	}
+	exit, err := task.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if err := task.Start(ctx); err != nil {
+		return fmt.Errorf("start %s (%s): %w", id, c.Title, err)
+	}
+	var st client.ExitStatus
+	select {
+	case st = <-exit:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if _, err := task.Delete(ctx); err != nil {
+		return fmt.Errorf("delete task %s: %w", id, err)
+	}
+	if err := ctn.Delete(ctx, client.WithSnapshotCleanup); err != nil {
+		return fmt.Errorf("delete container %s: %w", id, err)
+	}
+	if code, _, err := st.Result(); err != nil || code != 0 {
+		return fmt.Errorf("%s (%s) exited %d: %v", id, c.Title, code, err)
+	}
+	return nil
+}
+
+// benchScale starts n containers of a case at once through the Go client
+// and times until all have exited and been deleted. Machine and volume
+// cases get a volume per slot, since a volume has one holder at a time.
+func benchScale(ctx context.Context, e *env, r *results) error {
+	wall := map[string]map[int][]float64{}
+	for round := -1; round < e.o.ScaleRuns; round++ {
+		for _, c := range cases {
+			if wall[c.Name] == nil {
+				wall[c.Name] = map[int][]float64{}
+			}
+			levels := e.o.Scale
+			if round < 0 { // warm-up: make every slot's volume once
+				levels = []int{maxInt(e.o.Scale)}
+			}
+			for _, n := range levels {
+				d, err := e.concurrent(ctx, c, n, round)
+				if err != nil {
+					return err
+				}
+				if round >= 0 {
+					wall[c.Name][n] = append(wall[c.Name][n], ms(d))
+				}
+			}
+		}
+	}
+	r.setScale(wall)
+	return nil
+}
+
+func (e *env) concurrent(ctx context.Context, c startCase, n, round int) (time.Duration, error) {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		volume := ""
+		if c.Volume != "" {
+			volume = fmt.Sprintf("%s-%d", c.Volume, i)
+		}
+		id := fmt.Sprintf("scale-%s-%d-%d-%d", c.Name, n, round+1, i)
+		wg.Go(func() {
+			errs[i] = e.runToEnd(ctx, c, id, volume, nil, cio.NullIO, "true")
+		})
+	}
+	wg.Wait()
+	d := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			return 0, err
+		}
+	}
+	return d, nil
+}
+
+func maxInt(xs []int) int {
+	m := 0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
