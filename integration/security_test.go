@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -90,5 +91,59 @@ size = "1MiB"
 			t.Fatalf("scratch was laid over a planted symlink: %s", out)
 		}
 		mustContain(t, out, "is a symlink in the container's root, or under one")
+	}
+}
+
+// Containers plant links, fifos, device nodes, odd names and a deep tree in
+// their volumes and scratch. Host-side code (cleanup, du, export, gc, rm)
+// never follows them out, and removing the volumes removes only them.
+func TestPlantedEntriesStayInside(t *testing.T) {
+	tc := newMachineCase(t)
+	canary := filepath.Join(tc.dir, "canary")
+	if err := os.WriteFile(canary, []byte("host canary 7f3a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plant := func(dir string) string {
+		return fmt.Sprintf(`cd %[1]s && ln -s / rootlink && ln -s %[2]s canarylink && ln -s ../../../../../../.. up &&
+echo x > file && ln file hardlink && mkfifo fifo && mknod null c 1 3 && touch "$(printf 'new\nline')" &&
+d=deep; for i in $(seq 300); do d=$d/d; done; mkdir -p $d && echo bottom > $d/f && sync`, dir, canary)
+	}
+	tc.mustRun("plant-vm", image1, []string{class("vm"), volName("pvm")}, "sh", "-c", plant("/root"))
+	tc.mustRun("plant-db", image1, []string{class("db"), volName("pdb")}, "sh", "-c", plant("/var/lib/db"))
+	for _, v := range []string{"pvm", "pdb-data"} {
+		if out, err := tc.persistctl("-n", tc.namespace, "volumes", "du", v); err != nil {
+			t.Errorf("du %s: %v: %s", v, err, out)
+		}
+		tar := filepath.Join(tc.dir, v+".tar")
+		if out, err := tc.persistctl("-n", tc.namespace, "volumes", "export", v, tar); err != nil {
+			t.Errorf("export %s: %v: %s", v, err, out)
+		}
+		b, err := os.ReadFile(tar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "host canary 7f3a") {
+			t.Errorf("the export of %s holds the host's canary: a link was followed", v)
+		}
+		if !strings.Contains(string(b), "bottom") {
+			t.Errorf("the export of %s lacks the deep tree's file", v)
+		}
+	}
+	if out, err := tc.persistctl("gc"); err != nil {
+		t.Fatalf("gc: %v: %s", err, out)
+	}
+	if out, err := tc.persistctl("-n", tc.namespace, "volumes", "rm", "pvm", "pdb-data"); err != nil {
+		t.Fatalf("rm: %v: %s", err, out)
+	}
+	if b, err := os.ReadFile(canary); err != nil || string(b) != "host canary 7f3a\n" {
+		t.Fatalf("the host's canary changed: %q, %v", b, err)
+	}
+	for _, dir := range []string{filepath.Join(tc.dir, "volumes", tc.namespace, "pvm"), filepath.Join(tc.dir, "images", tc.namespace, "pdb-data")} {
+		if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+			t.Errorf("rm left %s: %v", dir, err)
+		}
+	}
+	if _, err := os.Stat("/etc/passwd"); err != nil {
+		t.Fatalf("the host lost /etc/passwd: %v", err)
 	}
 }
