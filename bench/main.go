@@ -42,6 +42,7 @@ type options struct {
 	WorkParent string // where the bench's own directory is made
 	Out        string // results JSON
 	Namespace  string
+	Compare    string // another build of the shim to time beside -bin's
 }
 
 func defaults() options {
@@ -85,6 +86,7 @@ func main() {
 	flag.StringVar(&o.Tools, "tools", o.Tools, "directory of scripts/install-deps.sh's tools")
 	flag.StringVar(&o.WorkParent, "workdir", o.WorkParent, "where to make the bench's temporary directory (a disk filesystem)")
 	flag.StringVar(&o.Out, "o", o.Out, "write the results as JSON here")
+	flag.StringVar(&o.Compare, "compare", o.Compare, "also time start-to-exit with the shim in this directory (an A/B of two builds)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -116,6 +118,9 @@ func run(ctx context.Context, o options, out, log io.Writer) (res *results, retE
 	}
 	if !filepath.IsAbs(o.Bin) {
 		o.Bin = filepath.Join(repo, o.Bin)
+	}
+	if o.Compare != "" && !filepath.IsAbs(o.Compare) {
+		o.Compare = filepath.Join(repo, o.Compare)
 	}
 	if o.Out != "" && !filepath.IsAbs(o.Out) {
 		o.Out = filepath.Join(repo, o.Out)

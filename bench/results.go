@@ -99,9 +99,9 @@ func (r *results) budget(what string, value, limit float64, unit string, atMost 
 	r.Budget = append(r.Budget, budgetLine{What: what, Value: value, Limit: limit, Unit: unit, AtMost: atMost, Pass: pass})
 }
 
-func (r *results) setStart(ctr, cl map[string][]float64) {
-	base := cases[0].Name
-	for _, c := range cases {
+func (r *results) setStart(all []startCase, ctr, cl map[string][]float64) {
+	base := all[0].Name
+	for _, c := range all {
 		s := startResult{startCase: c, Ctr: newSeries(ctr[c.Name]), Client: newSeries(cl[c.Name])}
 		s.CtrRatio = s.Ctr.Median / median(ctr[base])
 		s.ClientRatio = s.Client.Median / median(cl[base])

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,6 +25,7 @@ type startCase struct {
 	Class  string  `json:"class,omitempty"`  // "" is the runc shim
 	Volume string  `json:"volume,omitempty"` // name annotation: reattached every run
 	Budget float64 `json:"budget,omitempty"` // start-to-exit ratio to runc
+	Shim   string  `json:"shim,omitempty"`   // another build of the shim, by path
 	IODir  string  `json:"-"`                // where I/O runs write in the container
 }
 
@@ -52,14 +55,43 @@ func (c startCase) annotations(volume string) map[string]string {
 	return a
 }
 
+// startCases are the cases of the start part: with -compare, every case of
+// ours once more with the other build of the shim, for an A/B in one run.
+func (e *env) startCases() []startCase {
+	if e.o.Compare == "" {
+		return cases
+	}
+	out := slices.Clone(cases)
+	for _, c := range cases[1:] {
+		c.Name += "-compare"
+		c.Title += " [compare]"
+		c.Shim = filepath.Join(e.o.Compare, "containerd-shim-persist-v1")
+		out = append(out, c)
+	}
+	return out
+}
+
+// runtime is the runtime a case's containers ask containerd for: a
+// runtime name, or the path of a shim binary.
+func (c startCase) runtime() string {
+	switch {
+	case c.Class == "":
+		return runcRuntime
+	case c.Shim != "":
+		return c.Shim
+	}
+	return persistRuntime
+}
+
 // benchStart times `ctr run --rm IMG ID true` and the same through the Go
 // client for every case, round-robin, so that drift of the machine hits all
 // cases alike. The first rounds are warm-up and are not kept.
 func benchStart(ctx context.Context, e *env, r *results) error {
 	ctrMS := map[string][]float64{}
 	clientMS := map[string][]float64{}
+	all := e.startCases()
 	for round := -e.o.Warmup; round < e.o.Runs; round++ {
-		for _, c := range cases {
+		for _, c := range all {
 			d, err := e.ctrRun(ctx, c, fmt.Sprintf("%s-ctr-%d", c.Name, round+e.o.Warmup), c.Volume)
 			if err != nil {
 				return err
@@ -68,7 +100,7 @@ func benchStart(ctx context.Context, e *env, r *results) error {
 				ctrMS[c.Name] = append(ctrMS[c.Name], ms(d))
 			}
 		}
-		for _, c := range cases {
+		for _, c := range all {
 			d, err := e.clientRun(ctx, c, fmt.Sprintf("%s-go-%d", c.Name, round+e.o.Warmup), c.Volume, "true")
 			if err != nil {
 				return err
@@ -78,17 +110,15 @@ func benchStart(ctx context.Context, e *env, r *results) error {
 			}
 		}
 	}
-	r.setStart(ctrMS, clientMS)
+	r.setStart(all, ctrMS, clientMS)
 	return nil
 }
 
 // ctrRun runs `ctr run --rm` to the end and returns how long it took.
 func (e *env) ctrRun(ctx context.Context, c startCase, id, volume string) (time.Duration, error) {
-	args := []string{"run", "--rm"}
-	if c.Class == "" {
-		args = append(args, "--runtime", runcRuntime)
-	} else {
-		args = append(args, "--runtime", persistRuntime, "--runtime-config-path", e.config)
+	args := []string{"run", "--rm", "--runtime", c.runtime()}
+	if c.Class != "" {
+		args = append(args, "--runtime-config-path", e.config)
 		for k, v := range c.annotations(volume) {
 			args = append(args, "--annotation", k+"="+v)
 		}
@@ -109,17 +139,17 @@ func (e *env) ctrRun(ctx context.Context, c startCase, id, volume string) (time.
 // snapshot of the image, the image's config, and the case's runtime and
 // annotations.
 func (e *env) newContainer(ctx context.Context, c startCase, id, volume string, extra []oci.SpecOpts, args ...string) (client.Container, error) {
-	runtime, ropts := runcRuntime, any(&runcoptions.Options{})
+	ropts := any(&runcoptions.Options{})
 	specOpts := []oci.SpecOpts{oci.WithDefaultUnixDevices, oci.WithImageConfig(e.image), oci.WithProcessArgs(args...)}
 	if c.Class != "" {
-		runtime, ropts = persistRuntime, &runtimeoptions.Options{ConfigPath: e.config}
+		ropts = &runtimeoptions.Options{ConfigPath: e.config}
 		specOpts = append(specOpts, oci.WithAnnotations(c.annotations(volume)))
 	}
 	return e.client.NewContainer(ctx, id,
 		client.WithImage(e.image),
 		client.WithSnapshotter("overlayfs"),
 		client.WithNewSnapshot(id, e.image),
-		client.WithRuntime(runtime, ropts),
+		client.WithRuntime(c.runtime(), ropts),
 		client.WithNewSpec(append(specOpts, extra...)...))
 }
 

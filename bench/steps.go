@@ -57,6 +57,11 @@ func benchSteps(ctx context.Context, e *env, r *results) error {
 
 	h := host.Linux{}
 	const gib = 1 << 30
+	// The template is made once per size; copies are what a start pays.
+	templated := host.Linux{Templates: filepath.Join(dir, "templates")}
+	if err := templated.MakeImage(filepath.Join(dir, "first.img"), gib, false); err != nil {
+		return err
+	}
 	img := func(i int, kind string) string { return filepath.Join(dir, fmt.Sprintf("%s-%d.img", kind, i)) }
 	mnt := filepath.Join(dir, "mnt")
 	if err := os.Mkdir(mnt, 0o700); err != nil {
@@ -105,6 +110,18 @@ func benchSteps(ctx context.Context, e *env, r *results) error {
 		}},
 		{"scratch image: remove", "imm-disk", func(i int) error {
 			return os.Remove(img(i, "scratch"))
+		}},
+		{"scratch image: copy a 1 GiB template (Linux.Templates set)", "imm-disk", func(i int) error {
+			return templated.MakeImage(img(i, "copy"), gib, false)
+		}},
+		{"scratch image copy: loop mount + unmount", "imm-disk", func(i int) error {
+			if err := h.Mount(mount.Mount{Type: "ext4", Source: img(i, "copy"), Options: []string{"loop", "nodev", "nosuid", "noatime"}}, mnt); err != nil {
+				return err
+			}
+			return h.Unmount(mnt)
+		}},
+		{"scratch image copy: remove", "imm-disk", func(i int) error {
+			return os.Remove(img(i, "copy"))
 		}},
 		{"volume image: make 1 GiB, journaled (new volume only)", "loopfile", func(i int) error {
 			return h.MakeImage(img(i, "volume"), gib, true)
