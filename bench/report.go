@@ -38,7 +38,7 @@ func (r *results) print(w io.Writer, part string) {
 
 func (r *results) printStart(w io.Writer) {
 	fmt.Fprintf(w, "\n## Start-to-exit (`true`), median of %d interleaved runs\n\n", r.Options.Runs)
-	fmt.Fprintln(w, "| case | `ctr run --rm` ms | × runc | Go client ms | × runc | budget | ctr | client |")
+	fmt.Fprintln(w, "| case | `ctr run --rm` ms | × runc (95% CI) | Go client ms | × runc (95% CI) | budget | ctr | client |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|---|---|")
 	for _, s := range r.Start {
 		budget, ctr, cl := "—", "—", "—"
@@ -46,8 +46,8 @@ func (r *results) printStart(w io.Writer) {
 			budget = fmt.Sprintf("≤ %.2f×", s.Budget)
 			ctr, cl = verdict(s.CtrRatio <= s.Budget), verdict(s.ClientRatio <= s.Budget)
 		}
-		fmt.Fprintf(w, "| %s | %.1f | %.3f | %.1f | %.3f | %s | %s | %s |\n",
-			s.Title, s.Ctr.Median, s.CtrRatio, s.Client.Median, s.ClientRatio, budget, ctr, cl)
+		fmt.Fprintf(w, "| %s | %.1f | %s | %.1f | %s | %s | %s | %s |\n",
+			s.Title, s.Ctr.Median, withCI(s.CtrRatio, s.CtrCI), s.Client.Median, withCI(s.ClientRatio, s.ClientCI), budget, ctr, cl)
 	}
 }
 
@@ -153,6 +153,10 @@ func (r *results) printBudget(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %.3f %s | %s %g %s | %s |\n", b.What, b.Value, b.Unit, op, b.Limit, b.Unit, verdict(b.Pass))
 	}
 	fmt.Fprintf(w, "\n%d of %d budget lines missed.\n", missed, len(r.Budget))
+}
+
+func withCI(ratio float64, ci [2]float64) string {
+	return fmt.Sprintf("%.3f (%.2f–%.2f)", ratio, ci[0], ci[1])
 }
 
 func verdict(pass bool) string {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,10 +36,12 @@ func newSeries(xs []float64) series { return series{Samples: xs, Median: median(
 
 type startResult struct {
 	startCase
-	Ctr         series  `json:"ctr_ms"`
-	CtrRatio    float64 `json:"ctr_ratio"`
-	Client      series  `json:"client_ms"`
-	ClientRatio float64 `json:"client_ratio"`
+	Ctr         series     `json:"ctr_ms"`
+	CtrRatio    float64    `json:"ctr_ratio"`
+	CtrCI       [2]float64 `json:"ctr_ratio_ci95"`
+	Client      series     `json:"client_ms"`
+	ClientRatio float64    `json:"client_ratio"`
+	ClientCI    [2]float64 `json:"client_ratio_ci95"`
 }
 
 type memoryResult struct {
@@ -105,6 +108,8 @@ func (r *results) setStart(all []startCase, ctr, cl map[string][]float64) {
 		s := startResult{startCase: c, Ctr: newSeries(ctr[c.Name]), Client: newSeries(cl[c.Name])}
 		s.CtrRatio = s.Ctr.Median / median(ctr[base])
 		s.ClientRatio = s.Client.Median / median(cl[base])
+		s.CtrCI = ratioCI(ctr[c.Name], ctr[base])
+		s.ClientCI = ratioCI(cl[c.Name], cl[base])
 		r.Start = append(r.Start, s)
 		if c.Budget > 0 {
 			r.budget("start-to-exit, ctr, "+c.Title, s.CtrRatio, c.Budget, "x runc", true)
@@ -198,6 +203,30 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// ratioCI is a 95% bootstrap interval of median(a)/median(b): how far the
+// ratio could move on another run of the same machine. A budget line whose
+// interval straddles its limit is not settled by this run.
+func ratioCI(a, b []float64) [2]float64 {
+	if len(a) == 0 || len(b) == 0 {
+		return [2]float64{}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	resample := func(xs []float64) float64 {
+		s := make([]float64, len(xs))
+		for i := range s {
+			s[i] = xs[rng.IntN(len(xs))]
+		}
+		return median(s)
+	}
+	const n = 2000
+	ratios := make([]float64, n)
+	for i := range ratios {
+		ratios[i] = resample(a) / resample(b)
+	}
+	slices.Sort(ratios)
+	return [2]float64{ratios[n*25/1000], ratios[n*975/1000]}
 }
 
 func mean(xs []float64) float64 {
