@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Usage: build-image.sh OUT.tar NAME [IMAGE_VERSION]
+# Usage: build-image.sh OUT.tar NAME [IMAGE_VERSION [CMD]]
 # Builds an OCI image layout tar with one uncompressed busybox layer, for
 # `ctr images import`. No registry and no docker needed. The output is
 # byte-for-byte reproducible, so two builds give the same digests.
+# CMD is the image's command, words split on spaces (default /bin/sh); a CRI
+# sandbox image needs one that runs until it is killed.
 set -euo pipefail
 
-if [ $# -lt 2 ] || [ $# -gt 3 ]; then
-	echo "usage: $0 OUT.tar NAME [IMAGE_VERSION]" >&2
+if [ $# -lt 2 ] || [ $# -gt 4 ]; then
+	echo "usage: $0 OUT.tar NAME [IMAGE_VERSION [CMD]]" >&2
 	exit 2
 fi
 OUT=$1
 NAME=$2
 VERSION=${3:-1}
+CMD=${4:-/bin/sh}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 
 # NAME is written into JSON unescaped, so only allow reference characters.
@@ -19,6 +22,14 @@ if ! [[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9._/:@-]*$ ]]; then
 	echo "build-image: bad image name: $NAME" >&2
 	exit 2
 fi
+# CMD is written into JSON unescaped too.
+if ! [[ $CMD =~ ^[A-Za-z0-9/._=:-]+( [A-Za-z0-9/._=:-]+)*$ ]]; then
+	echo "build-image: bad command (words of [A-Za-z0-9/._=:-] separated by single spaces): $CMD" >&2
+	exit 2
+fi
+read -ra cmd_words <<<"$CMD"
+CMD_JSON=$(printf ',"%s"' "${cmd_words[@]}")
+CMD_JSON="[${CMD_JSON#,}]"
 
 # The OCI ref.name is the tag alone, as containerd's own exporter writes it.
 last=${NAME##*/}
@@ -58,7 +69,16 @@ cached() {
 	[[ $index == *"\"io.containerd.image.name\":\"$NAME\""* ]] || return 1
 	layer=$(tar -xOf "$OUT" "blobs/sha256/$(manifest_layer "$OUT" "$index")" 2>/dev/null |
 		tar -xOf - ./etc/image-version 2>/dev/null; echo x) || return 1
-	[ "$layer" = "$VERSION"$'\n'x ]
+	[ "$layer" = "$VERSION"$'\n'x ] || return 1
+	[[ $(tar -xOf "$OUT" "blobs/sha256/$(manifest_config "$OUT" "$index")" 2>/dev/null) == *"\"Cmd\":$CMD_JSON,"* ]]
+}
+
+# manifest_config OUT INDEX_JSON: hex digest of the image config.
+manifest_config() {
+	local mdig manifest
+	mdig=$(sed -n 's/.*"digest":"sha256:\([0-9a-f]*\)".*/\1/p' <<<"$2")
+	manifest=$(tar -xOf "$1" "blobs/sha256/$mdig")
+	sed -n 's/.*"config":{[^}]*"digest":"sha256:\([0-9a-f]*\)".*/\1/p' <<<"$manifest"
 }
 
 # manifest_layer OUT INDEX_JSON: hex digest of the single layer.
@@ -112,8 +132,8 @@ add_blob() {
 dtar -C "$root" -cf "$work/layer.tar" .
 read -r layer_digest layer_size < <(add_blob "$work/layer.tar")
 
-printf '{%s,"config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["/bin/sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["%s"]},"history":[{"created_by":"scripts/build-image.sh"}]}' \
-	"$PLATFORM" "$layer_digest" >"$work/config.json"
+printf '{%s,"config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["%s"]},"history":[{"created_by":"scripts/build-image.sh"}]}' \
+	"$PLATFORM" "$CMD_JSON" "$layer_digest" >"$work/config.json"
 read -r config_digest config_size < <(add_blob "$work/config.json")
 
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%s}]}' \

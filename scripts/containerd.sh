@@ -8,11 +8,18 @@
 #             (default /var/cache/containerd-persist/tools/containerd-v2.4.2)
 #   RUNC_DIR  runc (default /var/cache/containerd-persist/tools/runc-v1.4.3)
 #   SHIM_DIR  optional; where containerd-shim-persist-v1 is, searched first
+#   CRI       1 keeps the CRI plugins on (default off), with CNI config and
+#             binaries looked up under DIR/cni instead of /etc and /opt
+#   CONFIG_EXTRA  optional TOML file appended to the config, e.g. CRI
+#             runtime handlers and pinned_images; it must not repeat a
+#             table written here
 set -euo pipefail
 
 BIN_DIR=${BIN_DIR:-/var/cache/containerd-persist/tools/containerd-v2.4.2}
 RUNC_DIR=${RUNC_DIR:-/var/cache/containerd-persist/tools/runc-v1.4.3}
 SHIM_DIR=${SHIM_DIR:-}
+CRI=${CRI:-0}
+CONFIG_EXTRA=${CONFIG_EXTRA:-}
 START_TIMEOUT=10
 STOP_TIMEOUT=10
 
@@ -91,21 +98,40 @@ write_config() {
 [plugins.\"io.containerd.shim.v1.manager\"]
   socket_dir = $(toml_str "$socket_dir")"
 	fi
+	# CRI, NRI, opt and image-verifier are off: they read or create
+	# /etc, /opt, /var/run/nri and CNI paths on the host. With CRI on, its
+	# CNI and netns paths are moved under DIR (host-network pods need no
+	# CNI) and no CDI dirs are read. oom_score_adj is clamped to
+	# containerd's own: a pod sandbox asks for -998, which fails without
+	# CAP_SYS_RESOURCE.
+	local cri_disabled='
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.cri.v1.images",
+  "io.containerd.cri.v1.runtime",
+  "io.containerd.podsandbox.controller.v1.podsandbox",' cri_section=
+	if [ "$CRI" = 1 ]; then
+		cri_disabled=
+		mkdir -p -m 0700 "$DIR/cni/net.d" "$DIR/cni/bin"
+		cri_section="
+
+[plugins.\"io.containerd.cri.v1.runtime\"]
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  cdi_spec_dirs = []
+
+[plugins.\"io.containerd.cri.v1.runtime\".cni]
+  conf_dir = $(toml_str "$DIR/cni/net.d")
+  bin_dirs = [$(toml_str "$DIR/cni/bin")]"
+	fi
 	# Version 4 is 2.4's native schema: older versions are migrated on every
 	# start and the socket addresses must sit in the server plugin sections.
-	# CRI, NRI, opt and image-verifier are off: they read or create
-	# /etc, /opt, /var/run/nri and CNI paths on the host.
 	cat >"$CONFIG.tmp" <<EOF
 version = 4
 root = $(toml_str "$DIR/root")
 state = $(toml_str "$DIR/state")
 temp = $(toml_str "$DIR/tmp")
 imports = []
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.cri.v1.images",
-  "io.containerd.cri.v1.runtime",
-  "io.containerd.podsandbox.controller.v1.podsandbox",
+disabled_plugins = [$cri_disabled
   "io.containerd.nri.v1.nri",
   "io.containerd.internal.v1.opt",
   "io.containerd.image-verifier.v1.bindir",
@@ -119,8 +145,11 @@ disabled_plugins = [
 
 [plugins."io.containerd.server.v1.debug"]
   address = $(toml_str "$DIR/debug.sock")
-$shim_section
+$shim_section$cri_section
 EOF
+	if [ -n "$CONFIG_EXTRA" ]; then
+		cat "$CONFIG_EXTRA" >>"$CONFIG.tmp"
+	fi
 	mv -f "$CONFIG.tmp" "$CONFIG"
 }
 

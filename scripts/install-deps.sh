@@ -6,6 +6,7 @@ set -euo pipefail
 
 CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
 RUNC_VERSION=${RUNC_VERSION:-v1.4.3}
+CRICTL_VERSION=${CRICTL_VERSION:-v1.37.0}
 TOOLS_DIR=${TOOLS_DIR:-/var/cache/containerd-persist/tools}
 
 need_root() {
@@ -48,3 +49,5 @@ go_tool "$TOOLS_DIR/containerd-$CONTAINERD_VERSION" "github.com/containerd/conta
 go_tool "$TOOLS_DIR/containerd-$CONTAINERD_VERSION" "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION"
 go_tool "$TOOLS_DIR/containerd-$CONTAINERD_VERSION" "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION"
 go_tool "$TOOLS_DIR/runc-$RUNC_VERSION" "github.com/opencontainers/runc@$RUNC_VERSION" -tags seccomp
+# crictl drives the CRI test (integration/cri_test.go).
+go_tool "$TOOLS_DIR/crictl-$CRICTL_VERSION" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"

@@ -1,0 +1,441 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	criNamespace = "k8s.io" // CRI keeps everything in this containerd namespace
+	pauseImage   = "docker.io/library/persist-pause:1"
+)
+
+// criDaemon is a second private containerd with the CRI plugin on, and
+// crictl to drive it. The shared test daemon has CRI off.
+type criDaemon struct {
+	t      *testing.T
+	root   string // holds everything below, and the test's persist configs
+	dir    string // containerd's root, state, sockets, config, log
+	sock   string
+	crictl string
+	ids    []string // pods and containers run, checked for leftovers
+}
+
+// TestCRI runs pods through CRI runtime handlers of the shim: a handler
+// whose options name a config file (ConfigPath) and one whose options are
+// the config itself (sent as ConfigBody).
+func TestCRI(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	d := startCRI(t)
+
+	t.Run("machine pod keeps its root across re-create", func(t *testing.T) {
+		testCRIMachine(t, d)
+	})
+	t.Run("immutable pod from an inline config", func(t *testing.T) {
+		testCRIImmutable(t, d)
+	})
+}
+
+// Config of the ConfigPath handler. The volume is named by the pod, so a
+// new pod of the same name and namespace finds it.
+const criFileConfig = `default_class = "web"
+
+[backends.local]
+type = "dir"
+path = "{dir}/volumes"
+
+[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp"
+medium = "memory"
+size = "8MiB"
+
+[classes.vm]
+mode = "machine"
+selectable = true
+backend = "local"
+name = "{k8s.namespace}-{k8s.pod}-{k8s.container}"
+`
+
+func testCRIMachine(t *testing.T, d *criDaemon) {
+	volumes := filepath.Join(d.root, "file", "volumes")
+	state := filepath.Join(d.root, "file", "state")
+	pod := map[string]any{
+		"metadata": map[string]any{"name": "db", "namespace": "team", "uid": "db-1"},
+	}
+	// The class goes on the container: containerd passes pod annotations to
+	// the pod's sandbox (pause) container too, which the shim then gives the
+	// same class and volume.
+	ctr := map[string]any{
+		"metadata":    map[string]any{"name": "main"},
+		"annotations": map[string]string{"persist.containerd.io/class": "vm"},
+	}
+	podID, ctrID := d.runPod(t, "persist", pod, ctr)
+	d.mustExec(t, ctrID, "sh", "-c", "echo kept > /root/state && sync")
+	if d.shimOf(t, podID) != d.shimOf(t, ctrID) {
+		t.Error("the sandbox and its container have different shims: want one shim per pod")
+	}
+	if _, err := os.Stat(filepath.Join(volumes, criNamespace, "team-db-main", "fs", "upper", "root", "state")); err != nil {
+		t.Errorf("the root layer is not in volume team-db-main: %v", err)
+	}
+	t.Logf("sandbox container: %s", d.storageOf(t, podID, state))
+	if vols := dirNames(filepath.Join(volumes, criNamespace)); strings.Join(vols, " ") != "team-db-main" {
+		t.Errorf("volumes %v, want only team-db-main: the sandbox must not hold one", vols)
+	}
+	d.removePod(t, podID)
+	d.assertClean(t)
+
+	pod["metadata"] = map[string]any{"name": "db", "namespace": "team", "uid": "db-2"}
+	_, ctrID = d.runPod(t, "persist", pod, ctr)
+	if out := d.mustExec(t, ctrID, "cat", "/root/state", "/etc/image-version"); strings.TrimSpace(out) != "kept\n1" {
+		t.Errorf("the re-created pod's container reads %q, want the kept state", out)
+	}
+	d.removePod(t, "")
+	d.assertClean(t)
+	if _, err := os.Stat(filepath.Join(volumes, criNamespace, "team-db-main")); err != nil {
+		t.Errorf("the volume went with the pod: %v", err)
+	}
+}
+
+func testCRIImmutable(t *testing.T, d *criDaemon) {
+	state := filepath.Join(d.root, "inline", "state")
+	// A pod annotation: it reaches the sandbox and the container alike.
+	pod := map[string]any{
+		"metadata":    map[string]any{"name": "web", "namespace": "team", "uid": "web-1"},
+		"annotations": map[string]string{"persist.containerd.io/class": "web"},
+	}
+	podID, ctrID := d.runPod(t, "persistinline", pod, map[string]any{"metadata": map[string]any{"name": "app"}})
+	out, _ := d.exec(ctrID, "sh", "-c", "touch /x; echo exit=$?")
+	mustContain(t, out, "Read-only file system", "exit=1")
+	out = d.mustExec(t, ctrID, "sh", "-c", "echo mine > /tmp/mine && cat /tmp/mine /tmp/from-image")
+	mustContain(t, out, "mine\nimage /tmp file\n")
+	// The journal is in the inline config's state dir: that config was used.
+	if _, err := os.Stat(filepath.Join(state, "journal", criNamespace, ctrID)); err != nil {
+		t.Errorf("no journal of the container in the inline config's state dir: %v", err)
+	}
+	t.Logf("sandbox container: %s", d.storageOf(t, podID, state))
+	d.removePod(t, podID)
+	d.assertClean(t)
+}
+
+// startCRI starts the CRI daemon with the two handlers, imports the test
+// image and a sandbox image, and stops it all when the test ends.
+func startCRI(t *testing.T) *criDaemon {
+	tools := envOr("TOOLS_DIR", "/var/cache/containerd-persist/tools")
+	crictl := filepath.Join(tools, "crictl-"+envOr("CRICTL_VERSION", "v1.37.0"), "crictl")
+	if _, err := os.Stat(crictl); err != nil {
+		t.Fatalf("crictl not found (%v): run scripts/install-deps.sh", err)
+	}
+	// Short: shim socket paths under it must fit in 42 characters.
+	root, err := os.MkdirTemp("/tmp", "persist-cri-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &criDaemon{t: t, root: root, dir: filepath.Join(root, "d"), crictl: crictl}
+	d.sock = filepath.Join(d.dir, "containerd.sock")
+	t.Cleanup(d.stop)
+
+	fileDir, inlineDir := filepath.Join(root, "file"), filepath.Join(root, "inline")
+	// Backends outside the state dir must exist: they may be mountpoints.
+	dirs := []string{filepath.Join(fileDir, "volumes"), filepath.Join(inlineDir, "volumes"), filepath.Join(root, "images")}
+	for _, dir := range dirs {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	configPath := filepath.Join(fileDir, "persist.toml")
+	cfg := fmt.Sprintf("version = 1\nstate_dir = %q\n%s", filepath.Join(fileDir, "state"), strings.ReplaceAll(criFileConfig, "{dir}", fileDir))
+	if err := os.WriteFile(configPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	extra := filepath.Join(root, "cri.toml")
+	if err := os.WriteFile(extra, []byte(criConfig(configPath, inlineDir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// crictl reads /etc/crictl.yaml unless told otherwise: keep the host's out.
+	if err := os.WriteFile(filepath.Join(root, "crictl.yaml"), []byte("pull-image-on-create: false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	pause := filepath.Join(root, "images", "pause.tar")
+	if err := command(daemon.repo, "scripts/build-image.sh", pause, pauseImage, "1", "sleep 2147483647"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(daemon.repo, "scripts/containerd.sh"), "start", d.dir)
+	cmd.Env = append(os.Environ(), "CRI=1", "CONFIG_EXTRA="+extra, "SHIM_DIR="+daemon.bin, "BIN_DIR="+filepath.Dir(daemon.ctr))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("start containerd with CRI: %v: %s", err, out)
+	}
+	for _, tar := range []string{pause, filepath.Join(daemon.dir, "images", "image1.tar")} {
+		cmd := exec.Command(daemon.ctr, "-a", d.sock, "-n", criNamespace, "images", "import", tar)
+		cmd.Env = append(os.Environ(), "CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("import %s: %v: %s", tar, err, out)
+		}
+	}
+	return d
+}
+
+// criConfig is the CRI part of the daemon's config: a sandbox image that
+// needs no pull, and the two handlers. Annotations reach the shim only if
+// the handler lists them.
+func criConfig(configPath, inlineDir string) string {
+	const runtimes = `plugins."io.containerd.cri.v1.runtime".containerd.runtimes`
+	return fmt.Sprintf(`
+[plugins."io.containerd.cri.v1.images".pinned_images]
+  sandbox = %[1]q
+
+[%[2]s.persist]
+  runtime_type = "io.containerd.persist.v1"
+  pod_annotations = ["persist.containerd.io/*"]
+  container_annotations = ["persist.containerd.io/*"]
+  [%[2]s.persist.options]
+    ConfigPath = %[3]q
+
+[%[2]s.persistinline]
+  runtime_type = "io.containerd.persist.v1"
+  pod_annotations = ["persist.containerd.io/*"]
+  [%[2]s.persistinline.options]
+    version = 1
+    state_dir = %[4]q
+    default_class = "web"
+    [%[2]s.persistinline.options.backends.local]
+      type = "dir"
+      path = %[5]q
+    [%[2]s.persistinline.options.classes.web]
+      mode = "immutable"
+      selectable = true
+      [[%[2]s.persistinline.options.classes.web.scratch]]
+        path = "/tmp"
+        medium = "memory"
+        size = "8MiB"
+`, pauseImage, runtimes, configPath, filepath.Join(inlineDir, "state"), filepath.Join(inlineDir, "volumes"))
+}
+
+// run runs crictl against the daemon and returns its output; crictl's
+// warnings on stderr are kept out of it unless it fails.
+func (d *criDaemon) run(args ...string) (string, error) {
+	cmd := exec.Command(d.crictl, append([]string{
+		"--config", filepath.Join(d.root, "crictl.yaml"),
+		"--runtime-endpoint", "unix://" + d.sock, "--image-endpoint", "unix://" + d.sock,
+		"--timeout", "20s",
+	}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("crictl %s: %w: %s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+func (d *criDaemon) mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := d.run(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// runPod runs a host-network pod with the runtime handler and one
+// container of the test image in it, and returns their IDs.
+func (d *criDaemon) runPod(t *testing.T, handler string, pod, ctr map[string]any) (podID, ctrID string) {
+	t.Helper()
+	pod["linux"] = map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"network": 2}}} // NODE
+	ctr["image"] = map[string]string{"image": image1}
+	ctr["command"] = []string{"sleep", "2147483647"}
+	podFile, ctrFile := d.writeJSON(t, "pod.json", pod), d.writeJSON(t, "container.json", ctr)
+	podID = d.mustRun(t, "runp", "--runtime", handler, podFile)
+	t.Cleanup(func() {
+		if _, err := d.run("rmp", "-f", podID); err != nil && !strings.Contains(err.Error(), "not found") {
+			t.Error(err)
+		}
+	})
+	ctrID = d.mustRun(t, "create", podID, ctrFile, podFile)
+	d.mustRun(t, "start", ctrID)
+	d.ids = append(d.ids, podID, ctrID)
+	return podID, ctrID
+}
+
+func (d *criDaemon) writeJSON(t *testing.T, name string, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(d.root, name)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// exec runs a command in a container and returns its output.
+func (d *criDaemon) exec(id string, cmd ...string) (string, error) {
+	return d.run(append([]string{"exec", "-s", id}, cmd...)...)
+}
+
+func (d *criDaemon) mustExec(t *testing.T, id string, cmd ...string) string {
+	t.Helper()
+	out, err := d.exec(id, cmd...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// removePod stops and removes a pod, or all pods when id is empty.
+func (d *criDaemon) removePod(t *testing.T, id string) {
+	t.Helper()
+	args := []string{"rmp", "-f", id}
+	if id == "" {
+		args = []string{"rmp", "-f", "-a"}
+	}
+	d.mustRun(t, args...)
+}
+
+// bundle is where containerd keeps a task's bundle.
+func (d *criDaemon) bundle(id string) string {
+	return filepath.Join(d.dir, "state", "io.containerd.runtime.v2.task", criNamespace, id)
+}
+
+// shimOf returns the PID of the shim serving a container: the parent of its
+// init process.
+func (d *criDaemon) shimOf(t *testing.T, id string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.bundle(id), "init.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", atoi(string(b))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return atoi(strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))[1])
+}
+
+// storageOf says what storage the shim gave a container: whether it has a
+// journal, and what is mounted at /tmp (CRI makes a sandbox's root
+// read-only itself).
+func (d *criDaemon) storageOf(t *testing.T, id, stateDir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.bundle(id), "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Mounts []struct{ Destination, Type string }
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	tmp := "none"
+	for _, m := range spec.Mounts {
+		if m.Destination == "/tmp" {
+			tmp = m.Type
+		}
+	}
+	_, err = os.Stat(filepath.Join(stateDir, "journal", criNamespace, id))
+	return fmt.Sprintf("journal %v, /tmp mount %s", err == nil, tmp)
+}
+
+// assertClean fails the test if anything of the pods is left: a mount or
+// loop device under the test's directory (containerd's own included), an
+// entry in a state dir, runc's state of a container, or a shim.
+func (d *criDaemon) assertClean(t *testing.T) {
+	t.Helper()
+	for _, m := range mountsUnder(d.root) {
+		t.Errorf("left mounted: %s", m)
+	}
+	for _, l := range loopsUnder(d.root) {
+		t.Errorf("left a loop device: %s", l)
+	}
+	for _, sub := range []string{"file", "inline"} {
+		for _, e := range leftoversIn(filepath.Join(d.root, sub, "state"), criNamespace) {
+			t.Errorf("left in the state dir: %s", e)
+		}
+	}
+	// runc's root is host-wide: the shim gets no runc options under CRI.
+	for _, id := range d.ids {
+		if _, err := os.Stat(filepath.Join("/run/containerd/runc", criNamespace, id)); err == nil {
+			t.Errorf("runc state left: %s", id)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for pids := d.shims(); len(pids) > 0; pids = d.shims() {
+		if time.Now().After(deadline) {
+			t.Errorf("shims still running after their pods were removed: %v", pids)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// shims lists the PIDs of shims started by this daemon.
+func (d *criDaemon) shims() []int {
+	var pids []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if strings.HasSuffix(args[0], "containerd-shim-persist-v1") && strings.Contains(string(b), "\x00"+d.sock+"\x00") {
+			pids = append(pids, atoi(strings.Split(p, "/")[2]))
+		}
+	}
+	return pids
+}
+
+// stop removes what pods are left, stops the daemon by its PID, and
+// unmounts and removes the test's directory. The daemon's log is printed
+// when the test failed.
+func (d *criDaemon) stop() {
+	t := d.t
+	if _, err := os.Stat(d.sock); err == nil {
+		if _, err := d.run("rmp", "-f", "-a"); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := command(daemon.repo, "scripts/containerd.sh", "stop", d.dir); err != nil {
+		t.Errorf("stop the CRI containerd: %v", err)
+	}
+	// A shim that outlived its pod would keep its mounts busy.
+	for _, pid := range d.shims() {
+		t.Errorf("shim %d outlived the CRI containerd; killing it", pid)
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	if t.Failed() {
+		if log, err := os.ReadFile(filepath.Join(d.dir, "containerd.log")); err == nil {
+			t.Logf("--- CRI containerd log ---\n%s", log)
+		}
+	}
+	unmountUnder(d.root)
+	if err := os.RemoveAll(d.root); err != nil {
+		t.Error(err)
+	}
+}
+
+// dirNames lists the names in dir.
+func dirNames(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
