@@ -73,15 +73,13 @@ func testCRIMachine(t *testing.T, d *criDaemon) {
 	volumes := filepath.Join(d.root, "file", "volumes")
 	state := filepath.Join(d.root, "file", "state")
 	pod := map[string]any{
-		"metadata": map[string]any{"name": "db", "namespace": "team", "uid": "db-1"},
+		"metadata":    map[string]any{"name": "db", "namespace": "team", "uid": "db-1"},
+		"annotations": map[string]string{"persist.containerd.io/class": "vm"},
 	}
 	// The class goes on the container: containerd passes pod annotations to
 	// the pod's sandbox (pause) container too, which the shim then gives the
 	// same class and volume.
-	ctr := map[string]any{
-		"metadata":    map[string]any{"name": "main"},
-		"annotations": map[string]string{"persist.containerd.io/class": "vm"},
-	}
+	ctr := map[string]any{"metadata": map[string]any{"name": "main"}}
 	podID, ctrID := d.runPod(t, "persist", pod, ctr)
 	d.mustExec(t, ctrID, "sh", "-c", "echo kept > /root/state && sync")
 	if d.shimOf(t, podID) != d.shimOf(t, ctrID) {
@@ -98,6 +96,7 @@ func testCRIMachine(t *testing.T, d *criDaemon) {
 	d.assertClean(t)
 
 	pod["metadata"] = map[string]any{"name": "db", "namespace": "team", "uid": "db-2"}
+	pod["annotations"] = map[string]string{"persist.containerd.io/class": "vm"}
 	_, ctrID = d.runPod(t, "persist", pod, ctr)
 	if out := d.mustExec(t, ctrID, "cat", "/root/state", "/etc/image-version"); strings.TrimSpace(out) != "kept\n1" {
 		t.Errorf("the re-created pod's container reads %q, want the kept state", out)
@@ -201,7 +200,6 @@ func criConfig(configPath, inlineDir string) string {
 [%[2]s.persist]
   runtime_type = "io.containerd.persist.v1"
   pod_annotations = ["persist.containerd.io/*"]
-  container_annotations = ["persist.containerd.io/*"]
   [%[2]s.persist.options]
     ConfigPath = %[3]q
 

@@ -20,6 +20,7 @@ const (
 	criSandboxNamespace = "io.kubernetes.cri.sandbox-namespace"
 	criSandboxName      = "io.kubernetes.cri.sandbox-name"
 	criContainerName    = "io.kubernetes.cri.container-name"
+	criContainerType    = "io.kubernetes.cri.container-type"
 )
 
 // resolveClass picks the class of a container: the class annotation if it

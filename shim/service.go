@@ -77,6 +77,9 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	if class == nil {
+		return s.TTRPCTaskService.Create(ctx, r)
+	}
 	if err := s.storage.setup(ctx, cfg, class, c); err != nil {
 		return nil, errgrpc.ToGRPC(fmt.Errorf("container %s, class %s: %w", c.id, class.Name, err))
 	}
@@ -94,8 +97,8 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	return s.TTRPCTaskService.Create(ctx, r)
 }
 
-// prepare reads what setup needs from the request and picks the class. It
-// hands runc its own options in place of ours.
+// prepare reads what setup needs from the request and picks the class; no
+// class for a pod's sandbox. It hands runc its own options in place of ours.
 func (s *service) prepare(ctx context.Context, r *taskapi.CreateTaskRequest) (*container, *config.Config, *config.Class, error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
@@ -106,13 +109,18 @@ func (s *service) prepare(ctx context.Context, r *taskapi.CreateTaskRequest) (*c
 		return nil, nil, nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
 	r.Options = opts.runc
-	cfg, err := s.configs.load(opts)
-	if err != nil {
-		return nil, nil, nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
-	}
 	spec, err := oci.ReadSpec(filepath.Join(r.Bundle, oci.ConfigFilename))
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	// The sandbox (pause) container of a pod carries the pod's annotations
+	// but none of its storage: the pod's containers get that.
+	if spec.Annotations[criContainerType] == "sandbox" {
+		return nil, nil, nil, nil
+	}
+	cfg, err := s.configs.load(opts)
+	if err != nil {
+		return nil, nil, nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
 	class, err := resolveClass(cfg, spec.Annotations)
 	if err != nil {
