@@ -21,7 +21,7 @@ func TestOutOfSpace(t *testing.T) {
 		// The journal's first record does not fit.
 		{"state dir full", "web", "state", 0, "no space left on device"},
 		// The sparse scratch image fits, its filesystem's metadata does not.
-		{"disk full during mkfs", "web", "state", 96 << 10, "mkfs.ext4"},
+		{"disk full during mkfs", "web", "state", 24 << 10, "mkfs.ext4"},
 		// A loopfile volume larger than its backend's free space.
 		{"backend too small", "db", "images", 1 << 20, "does not fit in the"},
 	}
