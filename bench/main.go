@@ -50,7 +50,7 @@ func defaults() options {
 		Runs:       20,
 		Warmup:     1,
 		RSS:        5,
-		IORuns:     3,
+		IORuns:     6,
 		SeqMiB:     256,
 		RandMiB:    64,
 		RandWrites: 16384,
@@ -73,7 +73,7 @@ func main() {
 	flag.IntVar(&o.Runs, "runs", o.Runs, "start-to-exit runs of each case")
 	flag.IntVar(&o.Warmup, "warmup", o.Warmup, "unmeasured rounds before the start-to-exit runs")
 	flag.IntVar(&o.RSS, "rss", o.RSS, "sleeping containers of each kind for shim memory")
-	flag.IntVar(&o.IORuns, "io-runs", o.IORuns, "runs of each I/O target")
+	flag.IntVar(&o.IORuns, "io-runs", o.IORuns, "runs of each I/O target (even: each side goes first as often)")
 	flag.IntVar(&o.SeqMiB, "seq-mib", o.SeqMiB, "sequential write size in MiB")
 	flag.IntVar(&o.RandMiB, "rand-mib", o.RandMiB, "random write file size in MiB")
 	flag.IntVar(&o.RandWrites, "rand-writes", o.RandWrites, "4 KiB random writes per I/O run")

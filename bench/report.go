@@ -23,6 +23,7 @@ func (r *results) print(w io.Writer, part string) {
 	switch part {
 	case "start":
 		r.printStart(w)
+		r.printPhases(w)
 	case "memory":
 		r.printMemory(w)
 	case "io":
@@ -48,6 +49,34 @@ func (r *results) printStart(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %.1f | %s | %.1f | %s | %s | %s | %s |\n",
 			s.Title, s.Ctr.Median, withCI(s.CtrRatio, s.CtrCI), s.Client.Median, withCI(s.ClientRatio, s.ClientCI), budget, ctr, cl)
+	}
+}
+
+// printPhases shows where each case spends its time beyond runc's: the
+// median of each phase of the Go client runs, as a difference from runc.
+func (r *results) printPhases(w io.Writer) {
+	if len(r.Start) == 0 || len(r.Start[0].Phases) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nGo client runs by phase, median ms (runc) and ms more than runc (others):\n\n")
+	head, rule := "| case |", "|---|"
+	for _, p := range phases {
+		head += " " + p + " |"
+		rule += "--:|"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
+	base := r.Start[0].Phases
+	for i, s := range r.Start {
+		line := "| " + s.Title + " |"
+		for _, p := range phases {
+			if i == 0 {
+				line += fmt.Sprintf(" %.1f |", base[p].Median)
+			} else {
+				line += fmt.Sprintf(" %+.1f |", s.Phases[p].Median-base[p].Median)
+			}
+		}
+		fmt.Fprintln(w, line)
 	}
 }
 

@@ -42,6 +42,8 @@ type startResult struct {
 	Client      series     `json:"client_ms"`
 	ClientRatio float64    `json:"client_ratio"`
 	ClientCI    [2]float64 `json:"client_ratio_ci95"`
+	// Phases are the Go client runs' phases (see phases), median ms each.
+	Phases map[string]series `json:"client_phases_ms"`
 }
 
 type memoryResult struct {
@@ -102,7 +104,7 @@ func (r *results) budget(what string, value, limit float64, unit string, atMost 
 	r.Budget = append(r.Budget, budgetLine{What: what, Value: value, Limit: limit, Unit: unit, AtMost: atMost, Pass: pass})
 }
 
-func (r *results) setStart(all []startCase, ctr, cl map[string][]float64) {
+func (r *results) setStart(all []startCase, ctr, cl map[string][]float64, phaseMS map[string][][]float64) {
 	base := all[0].Name
 	for _, c := range all {
 		s := startResult{startCase: c, Ctr: newSeries(ctr[c.Name]), Client: newSeries(cl[c.Name])}
@@ -110,6 +112,10 @@ func (r *results) setStart(all []startCase, ctr, cl map[string][]float64) {
 		s.ClientRatio = s.Client.Median / median(cl[base])
 		s.CtrCI = ratioCI(ctr[c.Name], ctr[base])
 		s.ClientCI = ratioCI(cl[c.Name], cl[base])
+		s.Phases = map[string]series{}
+		for i, p := range phaseMS[c.Name] {
+			s.Phases[phases[i]] = newSeries(p)
+		}
 		r.Start = append(r.Start, s)
 		if c.Budget > 0 {
 			r.budget("start-to-exit, ctr, "+c.Title, s.CtrRatio, c.Budget, "x runc", true)

@@ -89,6 +89,7 @@ func (c startCase) runtime() string {
 func benchStart(ctx context.Context, e *env, r *results) error {
 	ctrMS := map[string][]float64{}
 	clientMS := map[string][]float64{}
+	phaseMS := map[string][][]float64{} // by case, then phase
 	all := e.startCases()
 	for round := -e.o.Warmup; round < e.o.Runs; round++ {
 		for _, c := range all {
@@ -101,16 +102,22 @@ func benchStart(ctx context.Context, e *env, r *results) error {
 			}
 		}
 		for _, c := range all {
-			d, err := e.clientRun(ctx, c, fmt.Sprintf("%s-go-%d", c.Name, round+e.o.Warmup), c.Volume, "true")
+			d, phase, err := e.clientRun(ctx, c, fmt.Sprintf("%s-go-%d", c.Name, round+e.o.Warmup), c.Volume, "true")
 			if err != nil {
 				return err
 			}
 			if round >= 0 {
 				clientMS[c.Name] = append(clientMS[c.Name], ms(d))
+				if phaseMS[c.Name] == nil {
+					phaseMS[c.Name] = make([][]float64, len(phases))
+				}
+				for i, p := range phase {
+					phaseMS[c.Name][i] = append(phaseMS[c.Name][i], ms(p))
+				}
 			}
 		}
 	}
-	r.setStart(all, ctrMS, clientMS)
+	r.setStart(all, ctrMS, clientMS, phaseMS)
 	return nil
 }
 
@@ -153,23 +160,43 @@ func (e *env) newContainer(ctx context.Context, c startCase, id, volume string, 
 		client.WithNewSpec(append(specOpts, extra...)...))
 }
 
-// clientRun creates, starts, waits for and deletes a container through the
-// Go client; the time covers all of it.
-func (e *env) clientRun(ctx context.Context, c startCase, id, volume string, args ...string) (time.Duration, error) {
-	start := time.Now()
-	if err := e.runToEnd(ctx, c, id, volume, nil, cio.NullIO, args...); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
+// Phases of a client run, in order: each is timed from the end of the one
+// before, so a case's overhead can be pinned to the shim's start and Create,
+// the start of the process, or the Delete and the shim's exit.
+var phases = []string{
+	"container",   // NewContainer: snapshot and metadata, no shim yet
+	"task create", // NewTask: shim start, then its Create (our setup)
+	"start",       // Start
+	"run",         // until the exit event
+	"task delete", // task Delete: our teardown, then the shim exits
+	"cleanup",     // container and snapshot removal
 }
 
-// runToEnd runs a container to its exit and deletes it; it fails unless the
-// process exits 0.
-func (e *env) runToEnd(ctx context.Context, c startCase, id, volume string, extra []oci.SpecOpts, io cio.Creator, args ...string) (retErr error) {
+// clientRun creates, starts, waits for and deletes a container through the
+// Go client; the time covers all of it. It also returns each phase's time.
+func (e *env) clientRun(ctx context.Context, c startCase, id, volume string, args ...string) (time.Duration, []time.Duration, error) {
+	start := time.Now()
+	phase, err := e.runToEnd(ctx, c, id, volume, nil, cio.NullIO, args...)
+	if err != nil {
+		return 0, nil, err
+	}
+	return time.Since(start), phase, nil
+}
+
+// runToEnd runs a container to its exit and deletes it, and returns how long
+// each phase took; it fails unless the process exits 0.
+func (e *env) runToEnd(ctx context.Context, c startCase, id, volume string, extra []oci.SpecOpts, io cio.Creator, args ...string) (phase []time.Duration, retErr error) {
+	last := time.Now()
+	lap := func() {
+		now := time.Now()
+		phase = append(phase, now.Sub(last))
+		last = now
+	}
 	ctn, err := e.newContainer(ctx, c, id, volume, extra, args...)
 	if err != nil {
-		return fmt.Errorf("create %s (%s): %w", id, c.Title, err)
+		return nil, fmt.Errorf("create %s (%s): %w", id, c.Title, err)
 	}
+	lap()
 	defer func() {
 		if retErr != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -179,31 +206,38 @@ func (e *env) runToEnd(ctx context.Context, c startCase, id, volume string, extr
 	}()
 	task, err := ctn.NewTask(ctx, io)
 	if err != nil {
-		return fmt.Errorf("create task %s (%s): %w", id, c.Title, err)
+		return nil, fmt.Errorf("create task %s (%s): %w", id, c.Title, err)
 	}
 	exit, err := task.Wait(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	lap()
 	if err := task.Start(ctx); err != nil {
-		return fmt.Errorf("start %s (%s): %w", id, c.Title, err)
+		return nil, fmt.Errorf("start %s (%s): %w", id, c.Title, err)
 	}
+	lap()
 	var st client.ExitStatus
 	select {
 	case st = <-exit:
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
+	lap()
 	if _, err := task.Delete(ctx); err != nil {
-		return fmt.Errorf("delete task %s: %w", id, err)
+		return nil, fmt.Errorf("delete task %s: %w", id, err)
 	}
+	lap()
 	if err := ctn.Delete(ctx, client.WithSnapshotCleanup); err != nil {
-		return fmt.Errorf("delete container %s: %w", id, err)
+		return nil, fmt.Errorf("delete container %s: %w", id, err)
 	}
-	if code, _, err := st.Result(); err != nil || code != 0 {
-		return fmt.Errorf("%s (%s) exited %d: %v", id, c.Title, code, err)
+	lap()
+	if code, _, err := st.Result(); err != nil {
+		return nil, err
+	} else if code != 0 {
+		return nil, fmt.Errorf("%s (%s) exited %d", id, c.Title, code)
 	}
-	return nil
+	return phase, nil
 }
 
 // benchScale starts n containers of a case at once through the Go client
@@ -246,7 +280,7 @@ func (e *env) concurrent(ctx context.Context, c startCase, n, round int) (time.D
 		}
 		id := fmt.Sprintf("scale-%s-%d-%d-%d", c.Name, n, round+1, i)
 		wg.Go(func() {
-			errs[i] = e.runToEnd(ctx, c, id, volume, nil, cio.NullIO, "true")
+			_, errs[i] = e.runToEnd(ctx, c, id, volume, nil, cio.NullIO, "true")
 		})
 	}
 	wg.Wait()
