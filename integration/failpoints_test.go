@@ -34,15 +34,7 @@ size = "16MiB"
 // loops below cannot pass by stopping early.
 const minSteps = 12
 
-func newFailpointCase(t *testing.T) *tcase {
-	tc := newCase(t, failpointConfig)
-	for _, backend := range []string{"volumes", "images"} {
-		if err := os.Mkdir(filepath.Join(tc.dir, backend), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return tc
-}
+func newFailpointCase(t *testing.T) *tcase { return newBackendCase(t, failpointConfig) }
 
 // released waits until a container's storage is released, then checks that
 // nothing is left and that its volumes attach again.

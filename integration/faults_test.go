@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -52,15 +51,7 @@ backend = "gone"
 name = "{name}"
 `
 
-func newFaultCase(t *testing.T) *tcase {
-	tc := newCase(t, faultConfig)
-	for _, backend := range []string{"volumes", "images"} {
-		if err := os.Mkdir(filepath.Join(tc.dir, backend), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return tc
-}
+func newFaultCase(t *testing.T) *tcase { return newBackendCase(t, faultConfig) }
 
 func TestShimKilledLeavesNothing(t *testing.T) {
 	tc := newFaultCase(t)

@@ -49,8 +49,12 @@ size = "24MiB"
 `
 
 // newMachineCase is a case with the machine config and its backend dirs.
-func newMachineCase(t *testing.T) *tcase {
-	tc := newCase(t, machineConfig)
+func newMachineCase(t *testing.T) *tcase { return newBackendCase(t, machineConfig) }
+
+// newBackendCase is a case whose config has the backends of machineConfig:
+// "volumes" (dir) and "images" (loopfile), made here.
+func newBackendCase(t *testing.T, config string) *tcase {
+	tc := newCase(t, config)
 	for _, backend := range []string{"volumes", "images"} {
 		if err := os.Mkdir(filepath.Join(tc.dir, backend), 0o700); err != nil {
 			t.Fatal(err)

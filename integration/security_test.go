@@ -66,7 +66,7 @@ func TestStorageIsPrivate(t *testing.T) {
 // scratch overlay's lower would follow it on the host, so the create is
 // refused.
 func TestScratchOverPlantedSymlinkRefused(t *testing.T) {
-	tc := newCase(t, machineConfig+`
+	tc := newBackendCase(t, machineConfig+`
 [classes.vmtmp]
 mode = "machine"
 backend = "local"
@@ -78,11 +78,6 @@ size = "1MiB"
 path = "/var/cache/app"
 size = "1MiB"
 `)
-	for _, backend := range []string{"volumes", "images"} {
-		if err := os.Mkdir(filepath.Join(tc.dir, backend), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for i, plant := range []string{"rm -rf /tmp && ln -s /etc /tmp", "rm -rf /var && ln -s / /var"} {
 		name := fmt.Sprintf("planted%d", i)
 		tc.mustRun(name+"-a", image1, []string{class("vm"), volName(name)}, "sh", "-c", plant)
