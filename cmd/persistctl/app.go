@@ -129,25 +129,6 @@ func row(tw *tabwriter.Writer, cells ...string) {
 	fmt.Fprintln(tw, strings.Join(cells, "\t"))
 }
 
-// human writes a byte count for people, to three significant digits.
-func human(n uint64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
-	f, i := float64(n), 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	switch {
-	case i == 0:
-		return fmt.Sprintf("%dB", n)
-	case f < 10:
-		return fmt.Sprintf("%.2f%s", f, units[i])
-	case f < 100:
-		return fmt.Sprintf("%.1f%s", f, units[i])
-	}
-	return fmt.Sprintf("%.0f%s", f, units[i])
-}
-
 func when(t time.Time) string {
 	if t.IsZero() {
 		return ""

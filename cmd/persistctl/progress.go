@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/containerd-persist/containerd-persist/config"
 	"io"
 	"os"
 	"strings"
@@ -58,7 +59,7 @@ func (p *progress) draw(last bool) {
 	if secs > 0 {
 		rate = uint64(float64(n) / secs)
 	}
-	line := fmt.Sprintf("%s: %s  %s/s", p.what, human(uint64(n)), human(rate))
+	line := fmt.Sprintf("%s: %s  %s/s", p.what, config.Size(uint64(n)).Approx(), config.Size(rate).Approx())
 	if p.total > 0 {
 		const width = 30
 		filled := min(width, int(int64(width)*n/p.total))

@@ -91,10 +91,10 @@ func volumesList(c *cli.Context) error {
 	for _, v := range infos {
 		var size, used, to, since string
 		if v.Size > 0 {
-			size = human(v.Size)
+			size = config.Size(v.Size).Approx()
 		}
 		if v.Used != nil {
-			used = human(*v.Used)
+			used = config.Size(*v.Used).Approx()
 		}
 		if v.Holder != nil {
 			to, since = v.Holder.Container, when(v.Holder.Since)
@@ -164,10 +164,10 @@ func printInspect(c *cli.Context, v inspectInfo) error {
 	row(tw, "backend", v.Backend)
 	row(tw, "type", v.Type)
 	if v.Size > 0 {
-		row(tw, "size", fmt.Sprintf("%s (%d bytes)", human(v.Size), v.Size))
+		row(tw, "size", fmt.Sprintf("%s (%d bytes)", config.Size(v.Size).Approx(), v.Size))
 	}
 	if v.Used != nil {
-		row(tw, "used", fmt.Sprintf("%s (%d bytes)", human(*v.Used), *v.Used))
+		row(tw, "used", fmt.Sprintf("%s (%d bytes)", config.Size(*v.Used).Approx(), *v.Used))
 	}
 	row(tw, "class", v.Class)
 	row(tw, "created", when(v.Created))
@@ -335,8 +335,8 @@ func volumesDu(c *cli.Context) error {
 	tw := newTable(c, "NAME", "BYTES", "APPARENT", "INODES", "IMAGE")
 	image := ""
 	if u.Image != nil {
-		image = fmt.Sprintf("%s (%d)", human(*u.Image), *u.Image)
+		image = fmt.Sprintf("%s (%d)", config.Size(*u.Image).Approx(), *u.Image)
 	}
-	row(tw, a[0], fmt.Sprintf("%s (%d)", human(u.Bytes), u.Bytes), fmt.Sprintf("%s (%d)", human(u.Apparent), u.Apparent), fmt.Sprint(u.Inodes), image)
+	row(tw, a[0], fmt.Sprintf("%s (%d)", config.Size(u.Bytes).Approx(), u.Bytes), fmt.Sprintf("%s (%d)", config.Size(u.Apparent).Approx(), u.Apparent), fmt.Sprint(u.Inodes), image)
 	return tw.Flush()
 }

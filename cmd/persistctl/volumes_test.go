@@ -84,7 +84,7 @@ func TestVolumesLifecycle(t *testing.T) {
 		t.Fatalf("ls --all-namespaces = %+v", list)
 	}
 	table := w.ok("volumes", "ls", "-A")
-	for _, want := range []string{"NAMESPACE", "ATTACHED TO", "other", "big", "16.0MiB", "loopfile"} {
+	for _, want := range []string{"NAMESPACE", "ATTACHED TO", "other", "big", "16MiB", "loopfile"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("ls table lacks %q:\n%s", want, table)
 		}
