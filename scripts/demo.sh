@@ -17,7 +17,17 @@ export CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1
 ctr() { "$BIN_DIR/ctr" -a "$DIR/containerd.sock" -n "$NS" "$@"; }
 run() { ctr run --rm --runtime io.containerd.persist.v1 "$@"; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
+# show prints a command as one would type it, then runs it.
+show() {
+	local a words=()
+	for a in "$@"; do
+		[[ $a =~ [^A-Za-z0-9_./:=@-] ]] && a="'${a//\'/\'\\\'\'}'"
+		words+=("$a")
+	done
+	[ "$1" = run ] && words[0]="ctr run --rm --runtime io.containerd.persist.v1"
+	printf '$ %s\n' "${words[*]}"
+	"$@"
+}
 
 cleanup() {
 	"$REPO/bin/persistctl" -n "$NS" volumes rm "$VOLUME" >/dev/null 2>&1 || true
@@ -54,4 +64,4 @@ say "The volume outlives its containers"
 show "$REPO/bin/persistctl" -n "$NS" volumes ls
 
 say "Nothing of the containers is left mounted"
-grep -c containerd-persist /proc/self/mountinfo || echo "0 mounts"
+echo "$(grep -c containerd-persist /proc/self/mountinfo || true) mounts under /var/lib/containerd-persist"
