@@ -92,7 +92,7 @@ while true; do echo "$i $(echo $i | md5sum | cut -c1-8)" >> log; sync log; i=$((
 				if out, err := tc.start(id, image1, ann, "sh", "-c", script); err != nil {
 					t.Fatalf("round %d: start: %v: %s", round, err, out)
 				}
-				time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond) // a random moment
+				time.Sleep(time.Duration(200+rand.IntN(400)) * time.Millisecond) // a random moment
 				tc.killShim(id)
 				if err := tc.remove(id); err != nil {
 					t.Fatal(err)
