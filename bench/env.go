@@ -272,6 +272,10 @@ mode = "machine"
 selectable = true
 backend = "loop"
 
+[classes.bare]
+mode = "immutable"
+selectable = true
+
 [classes.volume-loop]
 mode = "immutable"
 selectable = true

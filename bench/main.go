@@ -43,6 +43,7 @@ type options struct {
 	Out        string // results JSON
 	Namespace  string
 	Compare    string // another build of the shim to time beside -bin's
+	Cases      string // comma-separated start and scale cases; "" is all
 }
 
 func defaults() options {
@@ -68,7 +69,7 @@ func defaults() options {
 }
 
 func main() {
-	leftoverChild() // returns unless this process is a leftover maker
+	child() // returns unless this process was started for a child job
 	o := defaults()
 	flag.IntVar(&o.Runs, "runs", o.Runs, "start-to-exit runs of each case")
 	flag.IntVar(&o.Warmup, "warmup", o.Warmup, "unmeasured rounds before the start-to-exit runs")
@@ -86,6 +87,7 @@ func main() {
 	flag.StringVar(&o.Tools, "tools", o.Tools, "directory of scripts/install-deps.sh's tools")
 	flag.StringVar(&o.WorkParent, "workdir", o.WorkParent, "where to make the bench's temporary directory (a disk filesystem)")
 	flag.StringVar(&o.Out, "o", o.Out, "write the results as JSON here")
+	flag.StringVar(&o.Cases, "cases", o.Cases, "start and scale cases to run (runc always): imm-mem,imm-disk,machine-dir,machine-loop,volume-loop")
 	flag.StringVar(&o.Compare, "compare", o.Compare, "also time start-to-exit with the shim in this directory (an A/B of two builds)")
 	flag.Parse()
 

@@ -205,27 +205,31 @@ func (s leftoverSpec) hasMount(i int) bool { return i%10 == 0 }
 func (s leftoverSpec) mounted() int        { return (s.Count + 9) / 10 }
 func (s leftoverSpec) locks() int          { return s.mounted() }
 
-// leftoverChild makes leftovers and exits when this process was started as
-// a leftover maker; otherwise it returns. It goes through the shim's own
-// setup steps and exits without undoing them: the journals stay, unlocked,
-// beside mounts and stale volume locks.
-func leftoverChild() {
-	b := os.Getenv(leftoverEnv)
-	if b == "" {
+// child does a child's job and exits when this process was started as one
+// (a leftover maker, or a cold step timer); otherwise it returns.
+func child() {
+	var err error
+	switch {
+	case os.Getenv(leftoverEnv) != "":
+		var s leftoverSpec
+		if err = json.Unmarshal([]byte(os.Getenv(leftoverEnv)), &s); err == nil {
+			err = s.make()
+		}
+	case os.Getenv(coldStepsEnv) != "":
+		err = coldSteps(os.Getenv(coldStepsEnv))
+	default:
 		return
 	}
-	var s leftoverSpec
-	err := json.Unmarshal([]byte(b), &s)
-	if err == nil {
-		err = s.make()
-	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "make leftovers:", err)
+		fmt.Fprintln(os.Stderr, "bench child:", err)
 		os.Exit(1)
 	}
 	os.Exit(0)
 }
 
+// make goes through the shim's own setup steps and returns without undoing
+// them; its process then exits, leaving the journals unlocked beside mounts
+// and stale volume locks.
 func (s leftoverSpec) make() error {
 	h := host.Linux{}
 	store := volumes.Open(s.StateDir, h, volumes.NewLocks())

@@ -75,10 +75,12 @@ type scaleResult struct {
 }
 
 type stepResult struct {
-	Name   string    `json:"name"`
-	Cases  string    `json:"cases"`
-	MS     []float64 `json:"ms"`
-	Median float64   `json:"median_ms"`
+	Name       string    `json:"name"`
+	Cases      string    `json:"cases"`
+	MS         []float64 `json:"ms"`
+	Median     float64   `json:"median_ms"`
+	ColdMS     []float64 `json:"cold_ms"` // once each in fresh processes
+	ColdMedian float64   `json:"cold_median_ms"`
 }
 
 // budgetLine is one line of the performance budget and how this run did.
@@ -154,9 +156,9 @@ func (r *results) setIO(targets []hostTarget, seq, iops map[string][]float64) {
 	}
 }
 
-func (r *results) setScale(wall map[string]map[int][]float64) {
-	base := wall[cases[0].Name]
-	for _, c := range cases {
+func (r *results) setScale(picked []startCase, wall map[string]map[int][]float64) {
+	base := wall[picked[0].Name]
+	for _, c := range picked {
 		s := scaleResult{Case: c.Name, Title: c.Title, WallMS: map[string]series{}, Ratio: map[string]float64{}}
 		for n, xs := range wall[c.Name] {
 			k := fmt.Sprint(n)
@@ -180,6 +182,7 @@ func (r *results) setPersistctl(ls lsResult, gc gcResult) {
 func (r *results) setSteps(s []stepResult) {
 	for i := range s {
 		s[i].Median = median(s[i].MS)
+		s[i].ColdMedian = median(s[i].ColdMS)
 	}
 	r.Steps = s
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // startCase is one way to run a container: the stock runc shim, or ours
@@ -27,6 +28,9 @@ type startCase struct {
 	Budget float64 `json:"budget,omitempty"` // start-to-exit ratio to runc
 	Shim   string  `json:"shim,omitempty"`   // another build of the shim, by path
 	IODir  string  `json:"-"`                // where I/O runs write in the container
+	// For runc cases that do by hand part of what a class does.
+	ReadOnly bool `json:"read_only,omitempty"` // read-only root
+	TmpfsTmp bool `json:"tmpfs_tmp,omitempty"` // a 512 MiB tmpfs at /tmp
 }
 
 var cases = []startCase{
@@ -38,8 +42,18 @@ var cases = []startCase{
 	{Name: "volume-loop", Title: "immutable + loopfile volume", Class: "volume-loop", Volume: "volume-loop", Budget: 1.15, IODir: "/data"},
 }
 
+// extraCases are only timed for start-to-exit. The first is the default
+// reference row: what users run today instead of an immutable class
+// (docker/nerdctl --read-only --tmpfs /tmp). The others split the cost of
+// an immutable class; pick them with -cases.
+var extraCases = []startCase{
+	{Name: "runc-ro-tmpfs", Title: "reference: runc shim, read-only root + tmpfs /tmp", ReadOnly: true, TmpfsTmp: true},
+	{Name: "runc-ro", Title: "runc shim, read-only root", ReadOnly: true},
+	{Name: "imm-bare", Title: "immutable, no scratch", Class: "bare"},
+}
+
 func caseNamed(name string) startCase {
-	for _, c := range cases {
+	for _, c := range append(slices.Clone(cases), extraCases...) {
 		if c.Name == name {
 			return c
 		}
@@ -58,17 +72,38 @@ func (c startCase) annotations(volume string) map[string]string {
 // startCases are the cases of the start part: with -compare, every case of
 // ours once more with the other build of the shim, for an A/B in one run.
 func (e *env) startCases() []startCase {
-	if e.o.Compare == "" {
-		return cases
+	picked := e.cases()
+	if e.o.Cases == "" {
+		picked = append(slices.Clone(picked), extraCases[0])
 	}
-	out := slices.Clone(cases)
-	for _, c := range cases[1:] {
+	if e.o.Compare == "" {
+		return picked
+	}
+	out := slices.Clone(picked)
+	for _, c := range picked[1:] {
+		if c.Class == "" {
+			continue
+		}
 		c.Name += "-compare"
 		c.Title += " [compare]"
 		c.Shim = filepath.Join(e.o.Compare, "containerd-shim-persist-v1")
 		out = append(out, c)
 	}
 	return out
+}
+
+// cases are the cases that -cases picks; runc, the baseline, always.
+func (e *env) cases() []startCase {
+	if e.o.Cases == "" {
+		return cases
+	}
+	picked := []startCase{cases[0]}
+	for _, c := range append(slices.Clone(cases[1:]), extraCases...) {
+		if slices.Contains(splitComma(e.o.Cases), c.Name) {
+			picked = append(picked, c)
+		}
+	}
+	return picked
 }
 
 // runtime is the runtime a case's containers ask containerd for: a
@@ -124,6 +159,12 @@ func benchStart(ctx context.Context, e *env, r *results) error {
 // ctrRun runs `ctr run --rm` to the end and returns how long it took.
 func (e *env) ctrRun(ctx context.Context, c startCase, id, volume string) (time.Duration, error) {
 	args := []string{"run", "--rm", "--runtime", c.runtime()}
+	if c.ReadOnly {
+		args = append(args, "--read-only")
+	}
+	if c.TmpfsTmp {
+		args = append(args, "--mount", "type=tmpfs,source=tmpfs,destination=/tmp,options=nosuid:nodev:size=512m")
+	}
 	if c.Class != "" {
 		args = append(args, "--runtime-config-path", e.config)
 		for k, v := range c.annotations(volume) {
@@ -151,6 +192,12 @@ func (e *env) newContainer(ctx context.Context, c startCase, id, volume string, 
 	if c.Class != "" {
 		ropts = &runtimeoptions.Options{ConfigPath: e.config}
 		specOpts = append(specOpts, oci.WithAnnotations(c.annotations(volume)))
+	}
+	if c.ReadOnly {
+		specOpts = append(specOpts, oci.WithRootFSReadonly())
+	}
+	if c.TmpfsTmp {
+		specOpts = append(specOpts, oci.WithMounts([]specs.Mount{{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "size=512m"}}}))
 	}
 	return e.client.NewContainer(ctx, id,
 		client.WithImage(e.image),
@@ -246,7 +293,7 @@ func (e *env) runToEnd(ctx context.Context, c startCase, id, volume string, extr
 func benchScale(ctx context.Context, e *env, r *results) error {
 	wall := map[string]map[int][]float64{}
 	for round := -1; round < e.o.ScaleRuns; round++ {
-		for _, c := range cases {
+		for _, c := range e.cases() {
 			if wall[c.Name] == nil {
 				wall[c.Name] = map[int][]float64{}
 			}
@@ -265,7 +312,7 @@ func benchScale(ctx context.Context, e *env, r *results) error {
 			}
 		}
 	}
-	r.setScale(wall)
+	r.setScale(e.cases(), wall)
 	return nil
 }
 

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -34,80 +36,65 @@ type step struct {
 	before, after func(i int) error
 }
 
-// benchSteps times the shim's setup steps one by one, to show where the
-// time of a case that misses its budget goes.
-func benchSteps(ctx context.Context, e *env, r *results) error {
-	dir := filepath.Join(e.dir, "steps")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	defer unmountUnder(dir)
+// stepEnv is what the steps work on. The parent makes it; a child process
+// that times cold steps gets it as JSON and works in a directory of its own
+// beside the parent's, on the parent's template, volumes and container.
+type stepEnv struct {
+	Dir       string // this process's images and mountpoint
+	Shared    string // templates, state dir and backends, made by the parent
+	Config    string
+	Spec      string // a real container's config.json
+	Address   string
+	Namespace string
+	ID        string // the container, for the image lookup
+}
 
-	// A real container's spec and snapshot, for the spec and image steps.
-	const id = "steps"
-	ctn, err := e.newContainer(ctx, caseNamed("machine-dir"), id, "steps", nil, "true")
-	if err != nil {
-		return err
-	}
-	defer deleteContainer(context.WithoutCancel(ctx), ctn)
-	spec, err := ctn.Spec(ctx)
-	if err != nil {
-		return err
-	}
-	specPath := filepath.Join(dir, "config.json")
-	if err := writeJSON(specPath, spec); err != nil {
-		return err
-	}
+const gib = 1 << 30
 
+// steps lists the shim's setup and teardown steps in the order a Create and
+// a Delete take them.
+func (se stepEnv) steps(ctx context.Context) ([]step, error) {
+	spec, err := oci.ReadSpec(se.Spec)
+	if err != nil {
+		return nil, err
+	}
 	h := host.Linux{}
-	const gib = 1 << 30
-	// The template is made once per size; copies are what a start pays.
-	templated := host.Linux{Templates: filepath.Join(dir, "templates")}
-	if err := templated.MakeImage(filepath.Join(dir, "first.img"), gib, false); err != nil {
-		return err
+	templated := host.Linux{Templates: filepath.Join(se.Shared, "templates")}
+	img := func(i int, kind string) string { return filepath.Join(se.Dir, fmt.Sprintf("%s-%d.img", kind, i)) }
+	mnt := filepath.Join(se.Dir, "mnt")
+	if err := os.MkdirAll(mnt, 0o700); err != nil {
+		return nil, err
 	}
-	img := func(i int, kind string) string { return filepath.Join(dir, fmt.Sprintf("%s-%d.img", kind, i)) }
-	mnt := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o700); err != nil {
-		return err
-	}
-	dirBackend := volumes.Backend{Name: "dir", Type: volumes.Dir, Path: filepath.Join(dir, "vol-dir")}
-	loopBackend := volumes.Backend{Name: "loop", Type: volumes.Loopfile, Path: filepath.Join(dir, "vol-loop")}
-	vols := &volumeSteps{stateDir: filepath.Join(dir, "state"), locks: volumes.NewLocks(), m: h}
-	for _, d := range []string{dirBackend.Path, loopBackend.Path} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			return err
+	dirBackend, loopBackend := se.backends()
+	vols := &volumeSteps{stateDir: filepath.Join(se.Shared, "state"), locks: volumes.NewLocks(), m: h}
+	loopMount := func(kind string, opts ...string) func(int) error {
+		return func(i int) error {
+			if err := h.Mount(mount.Mount{Type: "ext4", Source: img(i, kind), Options: append([]string{"loop"}, opts...)}, mnt); err != nil {
+				return err
+			}
+			if err := volumes.Syncfs(mnt); err != nil {
+				return err
+			}
+			return h.Unmount(mnt)
 		}
 	}
-	for _, b := range []volumes.Backend{dirBackend, loopBackend} { // made once, reattached when timed
-		if err := vols.attach(b); err != nil {
-			return err
-		}
-		if err := vols.release(0); err != nil {
-			return err
-		}
-	}
-
-	steps := []step{
+	return []step{
 		{Name: "parse the config file", Cases: "all persist", fn: func(int) error {
-			_, err := config.Load(e.config, "", "")
+			_, err := config.Load(se.Config, "", "")
 			return err
 		}},
 		{Name: "read the OCI spec", Cases: "all persist", fn: func(int) error {
-			_, err := oci.ReadSpec(specPath)
+			_, err := oci.ReadSpec(se.Spec)
 			return err
 		}},
-		{Name: "write the OCI spec (marshal, write, rename)", Cases: "all persist", fn: func(int) error {
-			return writeJSON(specPath, spec)
-		}},
 		{Name: "journal: create, 4 records, replay", Cases: "all persist", fn: func(i int) error {
-			p := filepath.Join(dir, "journal", fmt.Sprint(i))
+			p := filepath.Join(se.Dir, "journal", fmt.Sprint(i))
 			j, err := journal.Create(p)
 			if err != nil {
 				return err
 			}
 			for range 4 {
-				if err := j.Record(journal.Step{Kind: journal.Dir, Path: filepath.Join(dir, "none")}); err != nil {
+				if err := j.Record(journal.Step{Kind: journal.Dir, Path: filepath.Join(se.Dir, "none")}); err != nil {
 					return err
 				}
 			}
@@ -120,44 +107,25 @@ func benchSteps(ctx context.Context, e *env, r *results) error {
 			}
 			return h.Unmount(mnt)
 		}},
-		{Name: "scratch image: make 1 GiB, no journal (MakeImage)", Cases: "imm-disk", fn: func(i int) error {
+		{Name: "scratch image: mkfs 1 GiB, no journal", Cases: "imm-disk", fn: func(i int) error {
 			return h.MakeImage(img(i, "scratch"), gib, false)
 		}},
-		{Name: "scratch image: loop mount + unmount", Cases: "imm-disk", fn: func(i int) error {
-			if err := h.Mount(mount.Mount{Type: "ext4", Source: img(i, "scratch"), Options: []string{"loop", "nodev", "nosuid", "noatime"}}, mnt); err != nil {
-				return err
-			}
-			return h.Unmount(mnt)
-		}},
+		{Name: "scratch image: loop mount + syncfs + unmount", Cases: "imm-disk", fn: loopMount("scratch", "nodev", "nosuid", "noatime")},
 		{Name: "scratch image: remove", Cases: "imm-disk", fn: func(i int) error {
 			return os.Remove(img(i, "scratch"))
 		}},
-		{Name: "scratch image: copy a 1 GiB template (Linux.Templates set)", Cases: "imm-disk", fn: func(i int) error {
+		{Name: "scratch image: copy a template (Linux.Templates set)", Cases: "imm-disk", fn: func(i int) error {
 			return templated.MakeImage(img(i, "copy"), gib, false)
 		}},
-		{Name: "scratch image copy: loop mount + unmount", Cases: "imm-disk", fn: func(i int) error {
-			if err := h.Mount(mount.Mount{Type: "ext4", Source: img(i, "copy"), Options: []string{"loop", "nodev", "nosuid", "noatime"}}, mnt); err != nil {
-				return err
-			}
-			return h.Unmount(mnt)
-		}},
-		{Name: "scratch image copy: remove", Cases: "imm-disk", fn: func(i int) error {
+		{Name: "template copy: loop mount + syncfs + unmount", Cases: "imm-disk", fn: loopMount("copy", "nodev", "nosuid", "noatime")},
+		{Name: "template copy: remove", Cases: "imm-disk", fn: func(i int) error {
 			return os.Remove(img(i, "copy"))
 		}},
-		{Name: "volume image: make 1 GiB, journaled (new volume only)", Cases: "loopfile", fn: func(i int) error {
+		{Name: "volume image: mkfs 1 GiB, journaled (new volume only)", Cases: "loopfile", fn: func(i int) error {
 			return h.MakeImage(img(i, "volume"), gib, true)
 		}},
-		{Name: "volume image: loop mount + syncfs + unmount", Cases: "loopfile", fn: func(i int) error {
-			if err := h.Mount(mount.Mount{Type: "ext4", Source: img(i, "volume"), Options: []string{"loop"}}, mnt); err != nil {
-				return err
-			}
-			if err := volumes.Syncfs(mnt); err != nil {
-				return err
-			}
-			return h.Unmount(mnt)
-		}},
 		{Name: "ask containerd for the image (dial, 2 RPCs)", Cases: "machine", fn: func(int) error {
-			return imageOf(ctx, e.address, e.o.Namespace, id)
+			return imageOf(ctx, se.Address, se.Namespace, se.ID)
 		}},
 		{Name: "dir volume: attach (lock, metadata, upper and work dirs)", Cases: "machine-dir",
 			fn: func(int) error { return vols.attach(dirBackend) }, after: vols.release},
@@ -167,31 +135,147 @@ func benchSteps(ctx context.Context, e *env, r *results) error {
 			fn: func(int) error { return vols.attach(loopBackend) }, after: vols.release},
 		{Name: "loopfile volume: release (syncfs, unmount, unlock)", Cases: "loopfile",
 			before: func(int) error { return vols.attach(loopBackend) }, fn: vols.release},
-	}
-	var out []stepResult
-	for _, s := range steps {
-		var samples []float64
-		for i := range e.o.StepRuns {
-			if s.before != nil {
-				if err := s.before(i); err != nil {
-					return fmt.Errorf("%s: %w", s.Name, err)
-				}
-			}
-			start := time.Now()
-			if err := s.fn(i); err != nil {
-				return fmt.Errorf("%s: %w", s.Name, err)
-			}
-			samples = append(samples, ms(time.Since(start)))
-			if s.after != nil {
-				if err := s.after(i); err != nil {
-					return fmt.Errorf("%s: %w", s.Name, err)
-				}
+		{Name: "write the OCI spec (marshal, write, rename)", Cases: "all persist", fn: func(int) error {
+			return writeJSON(filepath.Join(se.Dir, "config.json"), spec)
+		}},
+	}, nil
+}
+
+func (se stepEnv) backends() (dir, loop volumes.Backend) {
+	return volumes.Backend{Name: "dir", Type: volumes.Dir, Path: filepath.Join(se.Shared, "vol-dir")},
+		volumes.Backend{Name: "loop", Type: volumes.Loopfile, Path: filepath.Join(se.Shared, "vol-loop")}
+}
+
+// run times each step runs times, runs in a row, the first as it comes.
+func (s step) run(runs int) ([]float64, error) {
+	var samples []float64
+	for i := range runs {
+		if s.before != nil {
+			if err := s.before(i); err != nil {
+				return nil, fmt.Errorf("%s: %w", s.Name, err)
 			}
 		}
-		out = append(out, stepResult{Name: s.Name, Cases: s.Cases, MS: samples})
+		start := time.Now()
+		if err := s.fn(i); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Name, err)
+		}
+		samples = append(samples, ms(time.Since(start)))
+		if s.after != nil {
+			if err := s.after(i); err != nil {
+				return nil, fmt.Errorf("%s: %w", s.Name, err)
+			}
+		}
+	}
+	return samples, nil
+}
+
+// benchSteps times the shim's setup steps one by one, to show where the
+// time of a case that misses its budget goes: warm, run after run in this
+// process, and cold, once each in a fresh process, as a shim (one process
+// per container) meets them.
+func benchSteps(ctx context.Context, e *env, r *results) error {
+	shared := filepath.Join(e.dir, "steps")
+	se := stepEnv{Dir: filepath.Join(shared, "warm"), Shared: shared, Config: e.config,
+		Spec: filepath.Join(shared, "config.json"), Address: e.address, Namespace: e.o.Namespace, ID: "steps"}
+	if err := os.MkdirAll(se.Dir, 0o700); err != nil {
+		return err
+	}
+	defer unmountUnder(shared)
+
+	// A real container's spec and snapshot, for the spec and image steps.
+	ctn, err := e.newContainer(ctx, caseNamed("machine-dir"), se.ID, "steps", nil, "true")
+	if err != nil {
+		return err
+	}
+	defer deleteContainer(context.WithoutCancel(ctx), ctn)
+	spec, err := ctn.Spec(ctx)
+	if err != nil {
+		return err
+	}
+	if err := writeJSON(se.Spec, spec); err != nil {
+		return err
+	}
+	// The template and the volumes are made once; the steps copy and
+	// reattach them, as starts do.
+	if err := (host.Linux{Templates: filepath.Join(shared, "templates")}).MakeImage(filepath.Join(shared, "first.img"), gib, false); err != nil {
+		return err
+	}
+	dirBackend, loopBackend := se.backends()
+	vols := &volumeSteps{stateDir: filepath.Join(shared, "state"), locks: volumes.NewLocks(), m: host.Linux{}}
+	for _, b := range []volumes.Backend{dirBackend, loopBackend} {
+		if err := os.Mkdir(b.Path, 0o700); err != nil {
+			return err
+		}
+		if err := vols.attach(b); err != nil {
+			return err
+		}
+		if err := vols.release(0); err != nil {
+			return err
+		}
+	}
+
+	steps, err := se.steps(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]stepResult, len(steps))
+	for i, s := range steps {
+		samples, err := s.run(e.o.StepRuns)
+		if err != nil {
+			return err
+		}
+		out[i] = stepResult{Name: s.Name, Cases: s.Cases, MS: samples}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	for n := range e.o.StepRuns {
+		child := se
+		child.Dir = filepath.Join(shared, fmt.Sprintf("cold-%d", n))
+		b, _ := json.Marshal(child)
+		cmd := exec.CommandContext(ctx, self)
+		cmd.Env = append(os.Environ(), coldStepsEnv+"="+string(b))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		res, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("cold steps: %v: %s", err, stderr.String())
+		}
+		var cold []float64
+		if err := json.Unmarshal(res, &cold); err != nil || len(cold) != len(out) {
+			return fmt.Errorf("cold steps printed %q: %v", res, err)
+		}
+		for i := range out {
+			out[i].ColdMS = append(out[i].ColdMS, cold[i])
+		}
 	}
 	r.setSteps(out)
 	return nil
+}
+
+const coldStepsEnv = "PERSIST_BENCH_COLD_STEPS"
+
+// coldSteps runs each step once in this fresh process and prints the
+// times as JSON.
+func coldSteps(spec string) error {
+	var se stepEnv
+	if err := json.Unmarshal([]byte(spec), &se); err != nil {
+		return err
+	}
+	steps, err := se.steps(context.Background())
+	if err != nil {
+		return err
+	}
+	var times []float64
+	for _, s := range steps {
+		samples, err := s.run(1)
+		if err != nil {
+			return err
+		}
+		times = append(times, samples[0])
+	}
+	return json.NewEncoder(os.Stdout).Encode(times)
 }
 
 // imageOf does what the shim does to learn a machine container's image:
