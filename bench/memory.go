@@ -56,21 +56,43 @@ func benchMemory(ctx context.Context, e *env, r *results) error {
 		return ctx.Err()
 	}
 	rss := map[string][]float64{}
+	anon := map[string][]float64{}
+	pss := map[string][]float64{}
 	for _, c := range kinds {
 		for _, t := range tasks[c.Name] {
 			shim, err := parentPID(int(t.Pid()))
 			if err != nil {
 				return err
 			}
-			kib, err := vmRSS(shim)
+			m, err := memoryOf(shim)
 			if err != nil {
 				return err
 			}
-			rss[c.Name] = append(rss[c.Name], float64(kib)/1024)
+			rss[c.Name] = append(rss[c.Name], m.rss)
+			anon[c.Name] = append(anon[c.Name], m.anon)
+			pss[c.Name] = append(pss[c.Name], m.pss)
 		}
 	}
-	r.setMemory(kinds, rss)
+	r.setMemory(kinds, rss, anon, pss)
 	return nil
+}
+
+// memory is a process's memory in MiB: VmRSS counts every resident page it
+// maps, RssAnon its own, and Pss splits the pages it shares (the binary's
+// text, mapped by every shim of one build) among their users.
+type memory struct{ rss, anon, pss float64 }
+
+func memoryOf(pid int) (memory, error) {
+	var m memory
+	status, err := kibFields(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:", "RssAnon:")
+	if err != nil {
+		return m, err
+	}
+	rollup, err := kibFields(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
+	if err != nil {
+		return m, err
+	}
+	return memory{rss: status[0] / 1024, anon: status[1] / 1024, pss: rollup[0] / 1024}, nil
 }
 
 // parentPID is the parent of pid: a container's init is the shim's child.
@@ -88,18 +110,30 @@ func parentPID(pid int) (int, error) {
 	return strconv.Atoi(fields[1])
 }
 
-// vmRSS reads a process's resident set size in KiB.
-func vmRSS(pid int) (int, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+// kibFields reads "Key: N kB" lines of a /proc file, in the order of keys.
+func kibFields(path string, keys ...string) ([]float64, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer f.Close()
+	vals := make([]float64, len(keys))
+	found := 0
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
-			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		for i, k := range keys {
+			if v, ok := strings.CutPrefix(s.Text(), k); ok {
+				n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+				if err != nil {
+					return nil, fmt.Errorf("%s: %s: %w", path, k, err)
+				}
+				vals[i] = float64(n)
+				found++
+			}
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	if found != len(keys) {
+		return nil, fmt.Errorf("%s lacks some of %v", path, keys)
+	}
+	return vals, s.Err()
 }

@@ -82,15 +82,16 @@ func (r *results) printPhases(w io.Writer) {
 
 func (r *results) printMemory(w io.Writer) {
 	fmt.Fprintf(w, "\n## Shim memory: VmRSS per running container, mean of %d\n\n", r.Options.RSS)
-	fmt.Fprintln(w, "| shim | VmRSS MiB | × runc | budget | result |")
-	fmt.Fprintln(w, "|---|--:|--:|--:|---|")
+	fmt.Fprintln(w, "| shim | VmRSS MiB | × runc | budget | result | RssAnon MiB | Pss MiB |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|---|--:|--:|")
 	for _, m := range r.Memory {
 		budget, res := "—", "—"
 		if m.Case != "runc" {
 			budget, res = "≤ 1.10×", verdict(m.RatioMeans <= 1.10)
 		}
-		fmt.Fprintf(w, "| %s | %.1f | %.3f | %s | %s |\n", m.Title, m.MeanMiB, m.RatioMeans, budget, res)
+		fmt.Fprintf(w, "| %s | %.1f | %.3f | %s | %s | %.1f | %.1f |\n", m.Title, m.MeanMiB, m.RatioMeans, budget, res, m.AnonMiB, m.PssMiB)
 	}
+	fmt.Fprintln(w, "\nVmRSS counts the shim binary's pages, which all shims of one build share; Pss splits them among the shims.")
 }
 
 func (r *results) printIO(w io.Writer) {

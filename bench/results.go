@@ -52,6 +52,8 @@ type memoryResult struct {
 	RSSMiB     []float64 `json:"rss_mib"`
 	MeanMiB    float64   `json:"mean_mib"`
 	RatioMeans float64   `json:"ratio"`
+	AnonMiB    float64   `json:"mean_rss_anon_mib"`
+	PssMiB     float64   `json:"mean_pss_mib"`
 }
 
 type ioTargetResult struct {
@@ -126,10 +128,11 @@ func (r *results) setStart(all []startCase, ctr, cl map[string][]float64, phaseM
 	}
 }
 
-func (r *results) setMemory(kinds []startCase, rss map[string][]float64) {
+func (r *results) setMemory(kinds []startCase, rss, anon, pss map[string][]float64) {
 	base := mean(rss[kinds[0].Name])
 	for _, c := range kinds {
-		m := memoryResult{Case: c.Name, Title: c.Title, RSSMiB: rss[c.Name], MeanMiB: mean(rss[c.Name])}
+		m := memoryResult{Case: c.Name, Title: c.Title, RSSMiB: rss[c.Name], MeanMiB: mean(rss[c.Name]),
+			AnonMiB: mean(anon[c.Name]), PssMiB: mean(pss[c.Name])}
 		m.RatioMeans = m.MeanMiB / base
 		r.Memory = append(r.Memory, m)
 		if c.Class != "" {
