@@ -25,7 +25,9 @@ type Linux struct {
 	Monitor runc.ProcessMonitor
 	// Templates, when set, is a directory where MakeImage keeps one
 	// formatted throwaway image per size and copies it, instead of running
-	// mkfs.ext4 on every container start. See WithTemplates.
+	// mkfs.ext4 on every container start. See WithTemplates. It must be
+	// private (a template planted there would be every container's scratch)
+	// and on the images' filesystem, where a copy can be a reflink.
 	Templates string
 }
 
