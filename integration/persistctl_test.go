@@ -88,7 +88,7 @@ func TestPersistctlVolumesOfLiveContainers(t *testing.T) {
 		t.Errorf("pc-data = %+v holder %+v", data, data.Holder)
 	}
 	table := tc.mustPersistctl("-n", tc.namespace, "volumes", "ls")
-	mustContain(t, table, "pc-node", "pc-vm", "pc-data", "pc-db", "24.0MiB")
+	mustContain(t, table, "pc-node", "pc-vm", "pc-data", "pc-db", "24MiB")
 
 	out, err := tc.persistctl("-n", tc.namespace, "volumes", "rm", "pc-node")
 	if err == nil {

@@ -59,7 +59,7 @@ func Create(path string) (*Journal, error) {
 		return nil, err
 	}
 	tmp := path + ".new"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -149,9 +149,13 @@ type BeforeUndoer interface {
 }
 
 // Undo undoes steps in reverse order. It goes on past a failed step, so that
-// everything that can be released is, and returns every failure.
+// everything that can be released is, and returns every failure. But a
+// volume whose sync or unmount failed keeps its lock (the Lock step recorded
+// before them): another container must not mount it while it may still be
+// mounted here.
 func Undo(steps []Step, u Undoer) error {
 	var errs []error
+	keepLock := false
 	for i := len(steps) - 1; i >= 0; i-- {
 		s := steps[i]
 		if b, ok := u.(BeforeUndoer); ok {
@@ -164,6 +168,11 @@ func Undo(steps []Step, u Undoer) error {
 		case Mount:
 			err = u.Unmount(s.Path)
 		case Lock:
+			if keepLock {
+				keepLock = false
+				errs = append(errs, fmt.Errorf("kept lock %s: its volume was not released", s.Path))
+				continue
+			}
 			err = u.Unlock(s.Path)
 		case Sync:
 			err = u.Sync(s.Path)
@@ -177,6 +186,7 @@ func Undo(steps []Step, u Undoer) error {
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("undo %s %s: %w", s.Kind, s.Path, err))
+			keepLock = keepLock || s.Kind == Mount || s.Kind == Sync
 		}
 	}
 	return errors.Join(errs...)
@@ -197,7 +207,26 @@ func Replay(path string, u Undoer) error {
 	if err := tryLock(f); err != nil {
 		return err
 	}
-	data, err := io.ReadAll(f)
+	// Another replayer may have finished and removed it since we opened it,
+	// and a new container of the same ID made a new one at path.
+	if !samePath(f, path) {
+		return nil
+	}
+	return release(f, path, u)
+}
+
+// Release undoes the steps of this journal, which the caller holds open and
+// locked, and removes it once every step is undone; it closes the journal
+// either way. Undoing without letting go of the lock first means nobody else
+// can take the journal for a dead one in between.
+func (j *Journal) Release(u Undoer) error {
+	defer j.f.Close()
+	return release(j.f, j.path, u)
+}
+
+// release undoes the journal open as f, which the caller has locked.
+func release(f *os.File, path string, u Undoer) error {
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<40))
 	if err != nil {
 		return err
 	}

@@ -145,6 +145,21 @@ func TestRead(t *testing.T) {
 	}
 }
 
+// A failed unmount keeps only its own volume's lock: the Lock recorded just
+// before it.
+func TestUndoKeepsOnlyTheFailedVolumesLock(t *testing.T) {
+	steps := []Step{
+		{Lock, "/locks/a"}, {Mount, "/ma"}, {Sync, "/ma"},
+		{Lock, "/locks/b"}, {Mount, "/mb"}, {Sync, "/mb"},
+	}
+	u := &recordingUndoer{fail: map[string]error{"/mb": errors.New("device or resource busy")}}
+	Undo(steps, u)
+	want := []string{"sync /mb", "unmount /mb", "sync /ma", "unmount /ma", "unlock /locks/a"}
+	if !reflect.DeepEqual(u.calls, want) {
+		t.Errorf("undo calls = %q, want %q", u.calls, want)
+	}
+}
+
 func TestUndo(t *testing.T) {
 	errBusy := errors.New("device busy")
 	errIO := errors.New("input/output error")
@@ -176,14 +191,16 @@ func TestUndo(t *testing.T) {
 	u := &recordingUndoer{fail: map[string]error{"/m2": errBusy, "/v/fs": errIO}}
 	err := Undo(steps, u)
 
-	wantCalls := []string{"unmount /m2", "sync /v/fs", "unmount /m1", "unlock /locks/v"}
+	// The volume's unmount and sync failed, so its lock is kept: another
+	// container must not mount it while it may still be mounted here.
+	wantCalls := []string{"unmount /m2", "sync /v/fs", "unmount /m1"}
 	if !reflect.DeepEqual(u.calls, wantCalls) {
-		t.Errorf("undo calls = %q, want %q (reverse order, on past failures)", u.calls, wantCalls)
+		t.Errorf("undo calls = %q, want %q (reverse order, on past failures, lock kept)", u.calls, wantCalls)
 	}
 	if !errors.Is(err, errBusy) || !errors.Is(err, errIO) {
 		t.Errorf("Undo = %v, want both failures joined", err)
 	}
-	for _, want := range []string{"undo mount /m2", "undo sync /v/fs", "undo dir " + full, `unknown step kind "bogus"`} {
+	for _, want := range []string{"undo mount /m2", "undo sync /v/fs", "undo dir " + full, `unknown step kind "bogus"`, "kept lock /locks/v"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Undo error %v does not say %q", err, want)
 		}

@@ -95,25 +95,29 @@ func statBeneath(root, path string, st *unix.Stat_t) error {
 // opaqueAbove reports whether a directory on the way to path in layer is
 // opaque: overlayfs then shows nothing of that directory from lower layers.
 func opaqueAbove(layer, path string) bool {
-	dir := strings.TrimPrefix(filepath.Dir(path), "/")
-	for dir != "." && dir != "" {
-		fd, err := unix.Openat2(unix.AT_FDCWD, filepath.Join(layer, dir), &unix.OpenHow{
+	rootfd, err := unix.Open(layer, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(rootfd)
+	for dir := strings.TrimPrefix(filepath.Dir(path), "/"); dir != "." && dir != ""; dir = filepath.Dir(dir) {
+		fd, err := unix.Openat2(rootfd, dir, &unix.OpenHow{
 			Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
-			Resolve: unix.RESOLVE_NO_SYMLINKS,
+			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH,
 		})
-		if err == nil {
-			opaque := false
-			for _, name := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
-				buf := make([]byte, 1)
-				n, err := unix.Fgetxattr(fd, name, buf)
-				opaque = opaque || err == nil && n == 1 && buf[0] == 'y'
-			}
-			unix.Close(fd)
-			if opaque {
-				return true
-			}
+		if err != nil {
+			continue
 		}
-		dir = filepath.Dir(dir)
+		opaque := false
+		for _, name := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
+			buf := make([]byte, 1)
+			n, err := unix.Fgetxattr(fd, name, buf)
+			opaque = opaque || err == nil && n == 1 && buf[0] == 'y'
+		}
+		unix.Close(fd)
+		if opaque {
+			return true
+		}
 	}
 	return false
 }

@@ -26,3 +26,19 @@ func TestAddMountKeepsNestedMountsVisible(t *testing.T) {
 		}
 	}
 }
+
+func TestUnderForeignMount(t *testing.T) {
+	spec := &specs.Spec{Mounts: []specs.Mount{
+		{Destination: "/proc", Type: "proc"},
+		{Destination: "/run", Type: "tmpfs"},
+		{Destination: "/var/cache/", Type: "bind", Source: "/host/emptydir"},
+		{Destination: "/etc/hosts", Type: "bind", Source: "/host/hosts"},
+	}}
+	for path, refused := range map[string]bool{
+		"/tmp": false, "/run/app": false, "/var/cache": false, "/var/cache/app": true, "/etc/hosts/x": true, "/proc/x": true,
+	} {
+		if err := underForeignMount(spec, path); (err != nil) != refused {
+			t.Errorf("underForeignMount(%s) = %v, want refused %v", path, err, refused)
+		}
+	}
+}

@@ -54,12 +54,20 @@ func (r *setupRun) do(ctx context.Context) error {
 }
 
 // machineRoot attaches the root volume and moves the root's upper into it.
+// What can be checked is checked first: a refused create makes no volume.
 func (r *setupRun) machineRoot(ctx context.Context) error {
-	img, err := imageOf(ctx, r.address, r.c.namespace, r.c.id)
-	if err != nil {
+	if len(r.c.rootfs) != 1 {
+		return fmt.Errorf("machine mode needs a root of one overlay mount, got %d mounts: use the overlayfs snapshotter", len(r.c.rootfs))
+	}
+	root := &r.c.rootfs[0]
+	if _, err := overlay.MoveUpper(root.Type, root.Options, "", ""); err != nil {
 		return err
 	}
 	o, err := r.attachOptions(r.class.Backend, r.class.VolumeName, r.class.Size)
+	if err != nil {
+		return err
+	}
+	img, err := imageOf(ctx, r.address, r.c.namespace, r.c.id)
 	if err != nil {
 		return err
 	}
@@ -67,9 +75,6 @@ func (r *setupRun) machineRoot(ctx context.Context) error {
 	a, err := r.store.Attach(r.j, o)
 	if err != nil {
 		return err
-	}
-	if len(r.c.rootfs) != 1 {
-		return fmt.Errorf("root volume %s: machine mode needs a root of one overlay mount, got %d mounts: use the overlayfs snapshotter", o.Name, len(r.c.rootfs))
 	}
 	upper, err := a.Subdir("upper", overlay.Owner{Mode: 0o755})
 	if err != nil {
@@ -79,15 +84,18 @@ func (r *setupRun) machineRoot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	root := &r.c.rootfs[0]
-	if root.Options, err = overlay.MoveUpper(root.Type, root.Options, upper, work); err != nil {
-		return fmt.Errorf("root volume %s: %w", o.Name, err)
-	}
-	return nil
+	root.Options, err = overlay.MoveUpper(root.Type, root.Options, upper, work)
+	return err
 }
 
 // volume attaches a class volume and bind-mounts its data at its path.
 func (r *setupRun) volume(v config.Volume) error {
+	// runc resolves a bind mount's target inside the root, so a symlink on
+	// the way is safe there; it only hides the owner to copy.
+	owner, err := overlay.LookupOwner(r.c.rootfs, v.Path)
+	if err != nil && !errors.Is(err, overlay.ErrSymlink) {
+		return fmt.Errorf("volume at %s: %w", v.Path, err)
+	}
 	o, err := r.attachOptions(v.Backend, v.Name, v.Size)
 	if err != nil {
 		return err
@@ -96,12 +104,6 @@ func (r *setupRun) volume(v config.Volume) error {
 	a, err := r.store.Attach(r.j, o)
 	if err != nil {
 		return err
-	}
-	// runc resolves a bind mount's target inside the root, so a symlink on
-	// the way is safe there; it only hides the owner to copy.
-	owner, err := overlay.LookupOwner(r.c.rootfs, v.Path)
-	if err != nil && !errors.Is(err, overlay.ErrSymlink) {
-		return fmt.Errorf("volume %s at %s: %w", o.Name, v.Path, err)
 	}
 	data, err := a.Subdir("data", owner)
 	if err != nil {
@@ -118,7 +120,8 @@ func (r *setupRun) attachOptions(backend, template string, size config.Size) (vo
 		err = volumes.ValidateName(name)
 	}
 	if err != nil {
-		return volumes.AttachOptions{}, fmt.Errorf("volume name template %q of class %s gave %q: %w", template, r.class.Name, name, err)
+		return volumes.AttachOptions{}, fmt.Errorf("volume name template %q of class %s gave %q: %w (set the %s annotation, or change the template)",
+			template, r.class.Name, name, err, AnnotationName)
 	}
 	b, _ := r.cfg.Backend(backend) // the config was validated whole
 	if size == 0 {
@@ -151,6 +154,9 @@ func (r *setupRun) scratch() error {
 	}
 	rootfs := filepath.Join(r.c.bundle, "rootfs")
 	for i, sc := range r.class.Scratch {
+		if err := underForeignMount(r.c.spec, sc.Path); err != nil {
+			return err
+		}
 		owner, err := overlay.LookupOwner(r.c.rootfs, sc.Path)
 		if errors.Is(err, overlay.ErrSymlink) {
 			// The overlay's lower is a host path: a link would lead it out.
@@ -165,6 +171,20 @@ func (r *setupRun) scratch() error {
 			return fmt.Errorf("scratch %s: %w", sc.Path, err)
 		}
 		addMount(r.c.spec, m)
+	}
+	return nil
+}
+
+// underForeignMount refuses a scratch path below a mount of the spec that
+// is not a fresh tmpfs (a Kubernetes emptyDir, a bind): runc mounts it first,
+// and the scratch overlay's lower, a host path, would be resolved through
+// what the container may have planted there.
+func underForeignMount(spec *specs.Spec, path string) error {
+	for _, m := range spec.Mounts {
+		dest := filepath.Clean(m.Destination)
+		if m.Type != "tmpfs" && strings.HasPrefix(path, dest+"/") {
+			return fmt.Errorf("scratch path %s is below the container's %s mount at %s: put the scratch elsewhere, or drop that mount", path, m.Type, dest)
+		}
 	}
 	return nil
 }

@@ -86,8 +86,7 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 			s.mu.Unlock()
 			return
 		}
-		j.Close()
-		if err := s.undoer(holder).Release(jpath); err != nil {
+		if err := j.Release(s.undoer(holder)); err != nil {
 			log.G(ctx).WithError(err).WithField("journal", jpath).Error("undo failed setup")
 		}
 	}()
@@ -117,11 +116,10 @@ func (s *storage) teardown(path, ns, id string) error {
 	if l == nil {
 		return u.Release(path)
 	}
-	l.journal.Close() // its lock says the container lives; that ends here
 	if l.failpoint != nil {
-		return journal.Replay(path, failpointUndoer{u, l.failpoint})
+		return l.journal.Release(failpointUndoer{u, l.failpoint})
 	}
-	return u.Release(path)
+	return l.journal.Release(u)
 }
 
 // teardownBundle releases the storage of the container whose bundle is given.

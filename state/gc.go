@@ -82,7 +82,7 @@ func (g *GC) Find() ([]Leftover, error) {
 		return nil, err
 	}
 	err = g.each("mounts", func(ns, name, p string) {
-		if _, held := volumes.LockHolder(g.store.LockPath(ns, name)); !held {
+		if _, held := volumes.ReadHolder(g.store.LockPath(ns, name)); !held {
 			add(KindMount, p, "mount of volume %s/%s, which no container holds", ns, name)
 		}
 	})
@@ -109,14 +109,14 @@ func (g *GC) Find() ([]Leftover, error) {
 				if !ok {
 					continue
 				}
-				if _, held := volumes.LockHolder(g.store.LockPath(ns, name)); !held {
+				if _, held := volumes.ReadHolder(g.store.LockPath(ns, name)); !held {
 					add(KindVolume, filepath.Join(b.Path, ns, e), "volume %s/%s, made or removed only in part", ns, name)
 				}
 			}
 		}
 	}
 	err = g.each("locks", func(ns, name, p string) {
-		if _, held := volumes.LockHolder(p); !held {
+		if _, held := volumes.ReadHolder(p); !held {
 			add(KindLock, p, "lock of volume %s/%s, which no one holds", ns, name)
 		}
 	})

@@ -69,7 +69,7 @@ func (g *GC) imageOwner(path string) (live, ours bool) {
 		if hidden, ok := volumes.HiddenVolume(name); ok {
 			name = hidden
 		}
-		_, held := volumes.LockHolder(g.store.LockPath(parts[0], name))
+		_, held := volumes.ReadHolder(g.store.LockPath(parts[0], name))
 		return held, true
 	}
 	return false, false

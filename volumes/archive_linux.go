@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/containerd/errdefs"
@@ -108,7 +107,6 @@ func (s *Store) Import(r io.Reader, o ImportOptions) (_ Meta, retErr error) {
 		m.Size = o.DefaultSize
 	}
 
-	var replaced string // the old volume, hidden once the new one is whole
 	fill := func(tmp string) error {
 		if err := s.fill(tmp, o.Backend, m, tr, first); err != nil {
 			return err
@@ -116,26 +114,10 @@ func (s *Store) Import(r io.Reader, o ImportOptions) (_ Meta, retErr error) {
 		if !tail.complete() {
 			return errors.New("the archive ends early, without its end marker: it was cut short")
 		}
-		if exists {
-			var err error
-			replaced, err = s.hide(final, removingPrefix)
-			return err
-		}
 		return nil
 	}
-	err = s.create(o.Backend, m, fill)
-	if err != nil && replaced != "" {
-		if rerr := os.Rename(replaced, final); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("put back volume %s: %w", o.Name, rerr))
-		}
-	}
-	if err != nil {
+	if err := s.create(o.Backend, m, fill, exists); err != nil {
 		return fail(err)
-	}
-	if replaced != "" {
-		if err := os.RemoveAll(replaced); err != nil {
-			return fail(fmt.Errorf("remove the replaced volume: %w", err))
-		}
 	}
 	return ReadMeta(final)
 }

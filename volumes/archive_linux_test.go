@@ -337,7 +337,7 @@ func TestImportRefusesHostileArchives(t *testing.T) {
 			if ls := leftHidden(t, filepath.Join(w.backend.Path, "ns")); len(ls) > 0 {
 				t.Errorf("a failed import left %v", ls)
 			}
-			if _, held := LockHolder(w.store.LockPath("ns", "evil")); held {
+			if _, held := ReadHolder(w.store.LockPath("ns", "evil")); held {
 				t.Error("a failed import kept the volume's lock")
 			}
 		})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
+	"github.com/moby/sys/mountinfo"
 
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/overlay"
@@ -90,6 +91,12 @@ func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
 // mountImage loop-mounts a loopfile volume's image under the state dir.
 func (s *Store) mountImage(j *journal.Journal, dir, ns, name string) (string, error) {
 	target := s.MountPath(ns, name)
+	// Still mounted from a release that failed: a second mount of the same
+	// image through another loop device would corrupt it.
+	if mounted, err := mountinfo.Mounted(target); err == nil && mounted {
+		return "", errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf(
+			"%s is still mounted from an earlier attach that was not released: run persistctl gc", target))
+	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 		return "", err
 	}

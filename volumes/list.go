@@ -103,7 +103,7 @@ func (s *Store) info(b Backend, dir string) (Info, error) {
 	}
 	// The directory names are the truth: a copied volume.json may disagree.
 	info.Name, info.Namespace, info.Backend = filepath.Base(dir), filepath.Base(filepath.Dir(dir)), b.Name
-	if h, held := LockHolder(s.LockPath(info.Namespace, info.Name)); held {
+	if h, held := ReadHolder(s.LockPath(info.Namespace, info.Name)); held {
 		info.Holder = &h
 	}
 	return info, nil

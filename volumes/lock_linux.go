@@ -52,7 +52,7 @@ func (l *Locks) Acquire(path string, h Holder, shared bool) error {
 		if err != nil {
 			return err
 		}
-		if err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB); err != nil {
+		if err := flockBriefly(f, how); err != nil {
 			f.Close()
 			if errors.Is(err, unix.EWOULDBLOCK) {
 				return heldError(path)
@@ -126,22 +126,36 @@ func (l *Locks) Release(path string, h Holder) error {
 	return nil
 }
 
-// ReadHolder returns who holds the lock at path, if anyone does.
+// ReadHolder reports whether anyone holds the lock at path, shared or
+// exclusive, and who when an exclusive holder wrote it (shared holders write
+// no name: their Holder is empty). It tests the lock for a moment.
 func ReadHolder(path string) (Holder, bool) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Holder{}, false
 	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err == nil {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
 		unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		return Holder{}, false // nobody holds it: a stale file
+		return Holder{}, false // a stale file
 	}
 	var h Holder
-	if err := json.NewDecoder(f).Decode(&h); err != nil {
-		return Holder{}, true
-	}
+	json.NewDecoder(f).Decode(&h)
 	return h, true
+}
+
+// flockBriefly takes the lock, trying again a few times over 50 ms: tools
+// that show who holds a volume test its lock for a moment, and that must not
+// make a container's create fail.
+func flockBriefly(f *os.File, how int) error {
+	var err error
+	for range 5 {
+		if err = unix.Flock(int(f.Fd()), how|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
 }
 
 func heldError(path string) error {

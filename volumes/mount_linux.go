@@ -15,6 +15,10 @@ import (
 // MountsUnder lists what is mounted at or under dir, deepest first, so
 // that they can be unmounted in that order.
 func MountsUnder(dir string) ([]string, error) {
+	// Mountinfo has the real path: one through a symlink would match nothing.
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		return nil, fmt.Errorf("read mounts under %s: %w", dir, err)
@@ -90,7 +94,7 @@ func (s *Store) content(dir string, m Meta, h Holder, live bool) (root string, r
 		return filepath.Join(dir, contentFS), noop, nil
 	}
 	if live {
-		if _, held := LockHolder(s.LockPath(m.Namespace, m.Name)); held {
+		if _, held := ReadHolder(s.LockPath(m.Namespace, m.Name)); held {
 			target := s.MountPath(m.Namespace, m.Name)
 			if ok, err := mountinfo.Mounted(target); err != nil || !ok {
 				return "", nil, fmt.Errorf("volume is attached but not mounted at %s: its container is starting or stopping, try again", target)

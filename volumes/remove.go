@@ -1,8 +1,6 @@
 package volumes
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -50,9 +48,7 @@ func (s *Store) Remove(b Backend, ns, name string, h Holder) (retErr error) {
 
 // hide renames a volume directory to a hidden name beside it.
 func (s *Store) hide(dir, prefix string) (string, error) {
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	hidden := filepath.Join(filepath.Dir(dir), prefix+filepath.Base(dir)+"-"+hex.EncodeToString(rnd[:]))
+	hidden := hiddenPath(dir, prefix)
 	if err := os.Rename(dir, hidden); err != nil {
 		return "", err
 	}

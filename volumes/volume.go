@@ -113,7 +113,20 @@ func WriteMeta(dir string, m Meta) error {
 	}
 	path := filepath.Join(dir, metaFile)
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	// Synced before the rename: some filesystems (XFS) may otherwise leave
+	// an empty file under the new name after a crash.
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
@@ -122,11 +135,11 @@ func WriteMeta(dir string, m Meta) error {
 // Create makes a volume in b, whole or not at all: it is built in a hidden
 // directory beside its place and renamed into place. Creating a volume that
 // exists is ErrAlreadyExists.
-func (s *Store) Create(b Backend, m Meta) error { return s.create(b, m, nil) }
+func (s *Store) Create(b Backend, m Meta) error { return s.create(b, m, nil, false) }
 
 // create is Create; fill, when set, fills the hidden directory before it is
 // renamed into place.
-func (s *Store) create(b Backend, m Meta, fill func(tmp string) error) (retErr error) {
+func (s *Store) create(b Backend, m Meta, fill func(tmp string) error, replace bool) (retErr error) {
 	if err := ValidateName(m.Name); err != nil {
 		return err
 	}
@@ -142,9 +155,8 @@ func (s *Store) create(b Backend, m Meta, fill func(tmp string) error) (retErr e
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return fmt.Errorf("create volume %s: %w", m.Name, err)
 	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(parent, ".creating-"+m.Name+"-"+hex.EncodeToString(rnd[:]))
+	final := b.Dir(m.Namespace, m.Name)
+	tmp := hiddenPath(final, creatingPrefix)
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return fmt.Errorf("create volume %s: %w", m.Name, err)
 	}
@@ -175,13 +187,33 @@ func (s *Store) create(b Backend, m Meta, fill func(tmp string) error) (retErr e
 	if err := syncDir(tmp); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, b.Dir(m.Namespace, m.Name)); err != nil {
+	if replace {
+		// One atomic swap: at no moment is neither volume in place.
+		if err := exchange(tmp, final); err != nil {
+			return fmt.Errorf("replace volume %s: %w", m.Name, err)
+		}
+		if err := syncDir(parent); err != nil {
+			return err
+		}
+		// tmp now holds the old volume, which the caller checked is not
+		// mounted; RemoveAll unlinks links, never follows them.
+		return os.RemoveAll(tmp)
+	}
+	if err := os.Rename(tmp, final); err != nil {
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, unixENOTEMPTY) {
 			return errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf("volume %s already exists in namespace %s", m.Name, m.Namespace))
 		}
 		return fmt.Errorf("create volume %s: %w", m.Name, err)
 	}
 	return syncDir(parent)
+}
+
+// hiddenPath is a hidden name beside dir for a volume being made or removed:
+// <prefix><name>-<random>; see HiddenVolume.
+func hiddenPath(dir, prefix string) string {
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	return filepath.Join(filepath.Dir(dir), prefix+filepath.Base(dir)+"-"+hex.EncodeToString(rnd[:]))
 }
 
 // checkBackend says what to do when a backend's directory is missing. One

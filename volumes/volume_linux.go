@@ -47,3 +47,8 @@ func Syncfs(path string) error {
 	defer unix.Close(fd)
 	return unix.Syncfs(fd)
 }
+
+// exchange swaps two paths atomically.
+func exchange(a, b string) error {
+	return unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"maps"
 	"os"
 	"slices"
@@ -82,9 +83,13 @@ func holder(c *cli.Context, what string) volumes.Holder {
 	return volumes.Holder{Namespace: namespace(c), Container: "persistctl-" + what, Since: time.Now().UTC(), PID: os.Getpid()}
 }
 
-// args checks the number of arguments. urfave/cli stops reading options at
-// the first argument, so an option after one is pointed out.
+// args checks the number of arguments, and the namespace, which names
+// directories. urfave/cli stops reading options at the first argument, so an
+// option after one is pointed out.
 func args(c *cli.Context, min, max int) ([]string, error) {
+	if err := identifiers.Validate(namespace(c)); err != nil {
+		return nil, fmt.Errorf("namespace: %w", err)
+	}
 	a := c.Args().Slice()
 	for _, s := range a {
 		if strings.HasPrefix(s, "-") && s != "-" {
