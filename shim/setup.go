@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/containerd-persist/containerd-persist/config"
+	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/overlay"
 	"github.com/containerd-persist/containerd-persist/state"
@@ -153,6 +154,8 @@ func (r *setupRun) scratch() error {
 		return err
 	}
 	rootfs := filepath.Join(r.c.bundle, "rootfs")
+	// Disk scratch images are copies of one formatted once per size.
+	mounter := host.WithTemplates(r.mounter, state.Dir(r.cfg.StateDir).Templates())
 	for i, sc := range r.class.Scratch {
 		if err := underForeignMount(r.c.spec, sc.Path); err != nil {
 			return err
@@ -166,7 +169,7 @@ func (r *setupRun) scratch() error {
 			return fmt.Errorf("scratch %s: %w", sc.Path, err)
 		}
 		scratch := overlay.Scratch{Path: sc.Path, Disk: sc.Medium == config.MediumDisk, Size: uint64(sc.Size)}
-		m, err := scratch.Setup(r.mounter, r.j, filepath.Join(dir, strconv.Itoa(i)), rootfs, owner)
+		m, err := scratch.Setup(mounter, r.j, filepath.Join(dir, strconv.Itoa(i)), rootfs, owner)
 		if err != nil {
 			return fmt.Errorf("scratch %s: %w", sc.Path, err)
 		}

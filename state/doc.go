@@ -5,6 +5,7 @@
 //	<state_dir>/scratch/<namespace>/<container>/  scratch mounts and images
 //	<state_dir>/locks/<namespace>/<volume>        volume locks
 //	<state_dir>/mounts/<namespace>/<volume>       loopfile volumes while attached
+//	<state_dir>/templates/                        a formatted image per disk scratch size, copied per container
 //
 // A container's storage is released by replaying its journal with Undoer:
 // by the shim at task delete, by `shim delete` after a shim was killed, and

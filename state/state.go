@@ -26,6 +26,9 @@ func (d Dir) Scratch(namespace, id string) string {
 	return filepath.Join(string(d), "scratch", namespace, id)
 }
 
+// Templates is where pre-formatted images for disk scratch are kept.
+func (d Dir) Templates() string { return filepath.Join(string(d), "templates") }
+
 // Undoer undoes journal steps on the real host, for one container.
 type Undoer struct {
 	Mounter host.Mounter
