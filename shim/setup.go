@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/containerd/log"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
@@ -30,6 +33,15 @@ type setupRun struct {
 	holder volumes.Holder
 	store  *volumes.Store
 	vars   map[string]string // name template values
+
+	pending chan struct{} // closed when the image of the root volume is recorded
+}
+
+// wait waits for the background work that setup started.
+func (r *setupRun) wait() {
+	if r.pending != nil {
+		<-r.pending
+	}
 }
 
 func (r *setupRun) do(ctx context.Context) error {
@@ -68,14 +80,20 @@ func (r *setupRun) machineRoot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	img, err := imageOf(ctx, r.address, r.c.namespace, r.c.id)
-	if err != nil {
-		return err
+	refuse := r.class.OnImageChange == config.ImageRefuse
+	if refuse {
+		img, err := imageOf(ctx, r.address, r.c.namespace, r.c.id)
+		if err != nil {
+			return err
+		}
+		o.Image, o.RefuseImageChange = &img, true
 	}
-	o.Image, o.RefuseImageChange = &img, r.class.OnImageChange == config.ImageRefuse
 	a, err := r.store.Attach(r.j, o)
 	if err != nil {
 		return err
+	}
+	if !refuse {
+		r.recordImage(a.Dir)
 	}
 	upper, err := a.Subdir("upper", overlay.Owner{Mode: 0o755})
 	if err != nil {
@@ -87,6 +105,27 @@ func (r *setupRun) machineRoot(ctx context.Context) error {
 	}
 	root.Options, err = overlay.MoveUpper(root.Type, root.Options, upper, work)
 	return err
+}
+
+// recordImage asks containerd for the container's image while runc creates
+// it, and records it in the root volume's metadata: off the start path, as
+// only "refuse" needs it before. The volume's lock is held until this is
+// done (see wait).
+func (r *setupRun) recordImage(dir string) {
+	r.pending = make(chan struct{})
+	address, ns, id := r.address, r.c.namespace, r.c.id
+	go func() {
+		defer close(r.pending)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		img, err := imageOf(ctx, address, ns, id)
+		if err == nil {
+			err = volumes.RecordImage(dir, img)
+		}
+		if err != nil {
+			log.G(ctx).WithError(err).WithField("id", id).Warn("record the image under a root volume")
+		}
+	}()
 }
 
 // volume attaches a class volume and bind-mounts its data at its path.

@@ -50,6 +50,7 @@ type live struct {
 	journal   *journal.Journal // kept open and locked: the container lives
 	holder    volumes.Holder   // whose volume locks to release
 	failpoint *failpoint       // test builds only
+	pending   chan struct{}    // closed when background work on its volumes is done
 }
 
 // setup gives c the storage of class, editing c.spec and c.rootfs. On error
@@ -76,21 +77,6 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 		return fmt.Errorf("create setup journal: %w", err)
 	}
 	j.BeforeRecord(func(n int) error { return fp.at("create", n) })
-	defer func() {
-		if retErr == nil {
-			retErr = fp.at("create", j.Recorded())
-		}
-		if retErr == nil {
-			s.mu.Lock()
-			s.live[jpath] = &live{journal: j, holder: holder, failpoint: fp}
-			s.mu.Unlock()
-			return
-		}
-		if err := j.Release(s.undoer(holder)); err != nil {
-			log.G(ctx).WithError(err).WithField("journal", jpath).Error("undo failed setup")
-		}
-	}()
-
 	run := &setupRun{
 		storage: s,
 		cfg:     cfg,
@@ -101,6 +87,21 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 		store:   volumes.Open(cfg.StateDir, s.mounter, s.locks),
 		vars:    templateVars(c.spec.Annotations, c.namespace, c.id),
 	}
+	defer func() {
+		if retErr == nil {
+			retErr = fp.at("create", j.Recorded())
+		}
+		if retErr == nil {
+			s.mu.Lock()
+			s.live[jpath] = &live{journal: j, holder: holder, failpoint: fp, pending: run.pending}
+			s.mu.Unlock()
+			return
+		}
+		run.wait()
+		if err := j.Release(s.undoer(holder)); err != nil {
+			log.G(ctx).WithError(err).WithField("journal", jpath).Error("undo failed setup")
+		}
+	}()
 	return run.do(ctx)
 }
 
@@ -115,6 +116,9 @@ func (s *storage) teardown(path, ns, id string) error {
 	u := s.undoer(volumes.Holder{Namespace: ns, Container: id})
 	if l == nil {
 		return u.Release(path)
+	}
+	if l.pending != nil {
+		<-l.pending // it writes to a volume that is released next
 	}
 	if l.failpoint != nil {
 		return l.journal.Release(failpointUndoer{u, l.failpoint})

@@ -34,3 +34,16 @@ func (m *Meta) setImage(img Image, refuse bool) error {
 	m.Image = &img
 	return nil
 }
+
+// RecordImage records img as the image under the machine volume in dir,
+// noting a change of image. The caller holds the volume's lock.
+func RecordImage(dir string, img Image) error {
+	m, err := ReadMeta(dir)
+	if err != nil {
+		return err
+	}
+	if err := m.setImage(img, false); err != nil {
+		return err
+	}
+	return WriteMeta(dir, m)
+}
