@@ -102,6 +102,16 @@ func args(c *cli.Context, min, max int) ([]string, error) {
 	return a, nil
 }
 
+// argsAndConfig checks the arguments, then loads the config.
+func argsAndConfig(c *cli.Context, min, max int) ([]string, *config.Config, error) {
+	a, err := args(c, min, max)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := loadConfig(c)
+	return a, cfg, err
+}
+
 // commandPath is the command's words, like "volumes rm".
 func commandPath(c *cli.Context) string {
 	var words []string

@@ -41,11 +41,7 @@ func importCommand() *cli.Command {
 }
 
 func volumesExport(c *cli.Context) (retErr error) {
-	a, err := args(c, 1, 2)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(c)
+	a, cfg, err := argsAndConfig(c, 1, 2)
 	if err != nil {
 		return err
 	}
@@ -96,11 +92,7 @@ func finishFile(f *os.File, path string) error {
 }
 
 func volumesImport(c *cli.Context) error {
-	a, err := args(c, 1, 2)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(c)
+	a, cfg, err := argsAndConfig(c, 1, 2)
 	if err != nil {
 		return err
 	}

@@ -30,10 +30,7 @@ type gcResult struct {
 }
 
 func gc(c *cli.Context) error {
-	if _, err := args(c, 0, 0); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(c)
+	_, cfg, err := argsAndConfig(c, 0, 0)
 	if err != nil {
 		return err
 	}

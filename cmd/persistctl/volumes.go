@@ -66,10 +66,7 @@ func volumesCommand() *cli.Command {
 }
 
 func volumesList(c *cli.Context) error {
-	if _, err := args(c, 0, 0); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(c)
+	_, cfg, err := argsAndConfig(c, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -131,11 +128,7 @@ type inspectInfo struct {
 }
 
 func volumesInspect(c *cli.Context) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(c)
+	a, cfg, err := argsAndConfig(c, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -244,11 +237,7 @@ func refuseElsewhere(cfg *config.Config, s *volumes.Store, ns, name, backend str
 }
 
 func volumesCreate(c *cli.Context) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(c)
+	a, cfg, err := argsAndConfig(c, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -313,11 +302,7 @@ type duInfo struct {
 }
 
 func volumesDu(c *cli.Context) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(c)
+	a, cfg, err := argsAndConfig(c, 1, 1)
 	if err != nil {
 		return err
 	}
