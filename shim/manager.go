@@ -37,6 +37,8 @@ type manager struct {
 func (m manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	status, err := m.Shim.Stop(ctx, id)
 	if err != nil {
+		// The container may still run: its volumes stay held, and the
+		// journal is left for the next try or persistctl gc.
 		return status, err
 	}
 	cwd, err := os.Getwd()
