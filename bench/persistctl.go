@@ -100,7 +100,11 @@ func (e *env) benchLs(ctx context.Context) (lsResult, error) {
 			b = f.loopBackend
 		}
 		m := volumes.Meta{Name: fmt.Sprintf("vol-%05d", i), Namespace: e.o.Namespace, Backend: b.Name, Type: b.Type, Created: created, Class: "web"}
-		dir := b.Dir(m.Namespace, m.Name)
+		id, err := volumes.NewID(m.Namespace, "", m.Name)
+		if err != nil {
+			return res, err
+		}
+		dir := b.Dir(id)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return res, err
 		}
@@ -260,11 +264,15 @@ func (s leftoverSpec) make() error {
 			continue
 		}
 		scratch := overlay.Scratch{Path: "/tmp", Size: 16 << 20}
-		if _, err := scratch.Setup(h, j, sc, "/nonexistent", overlay.DefaultOwner); err != nil {
+		if err := scratch.MountUpper(h, j, sc, overlay.DefaultOwner); err != nil {
+			return err
+		}
+		vid, err := volumes.NewID(s.Namespace, "", "vol-"+id)
+		if err != nil {
 			return err
 		}
 		_, err = store.Attach(j, volumes.AttachOptions{
-			Namespace: s.Namespace, Name: "vol-" + id, Backend: s.Backend, Class: "web",
+			ID: vid, Backend: s.Backend, Class: "web",
 			Holder: volumes.Holder{Namespace: s.Namespace, Container: id, Since: time.Now().UTC(), PID: os.Getpid()},
 		})
 		if err != nil {

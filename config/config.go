@@ -77,6 +77,11 @@ type Backend struct {
 	Type        BackendType `toml:"type"`
 	Path        string      `toml:"path"`
 	DefaultSize Size        `toml:"default_size,omitempty"` // loopfile only; 1GiB when unset
+	// Overcommit makes a loopfile backend's images sparse: their space is
+	// not reserved when they are made, so more can be promised than the
+	// backend holds, and a full backend shows up in containers as I/O
+	// errors. Off by default; loopfile only.
+	Overcommit bool `toml:"overcommit,omitempty"`
 }
 
 // Class is a storage policy a container is created with.

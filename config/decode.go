@@ -25,6 +25,7 @@ type fileBackend struct {
 	Type        BackendType `toml:"type"`
 	Path        string      `toml:"path"`
 	DefaultSize sizeText    `toml:"default_size"`
+	Overcommit  bool        `toml:"overcommit"`
 }
 
 type fileClass struct {
@@ -114,7 +115,7 @@ func expectedType(key []string) string {
 	switch {
 	case last == "version":
 		return "a number, like version = 1"
-	case last == "selectable" || last == "shared":
+	case last == "selectable" || last == "shared" || last == "overcommit":
 		return "true or false"
 	case last == "scratch" || last == "volumes":
 		return "an array of tables, like [[classes.NAME." + last + "]]"
@@ -147,6 +148,7 @@ func (f *file) config(ch *checker) *Config {
 			Type:        fb.Type,
 			Path:        fb.Path,
 			DefaultSize: ch.size(key+".default_size", fb.DefaultSize),
+			Overcommit:  fb.Overcommit,
 		}
 	}
 	for name, fc := range f.Classes {

@@ -51,11 +51,16 @@ func (c *Config) check(ch *checker) {
 	if c.StateDir == "" {
 		c.StateDir = defaultStateDir
 	}
-	checkPath(ch, "state_dir", c.StateDir, "an absolute directory on the host, like "+defaultStateDir)
+	const stateWant = "an absolute directory on the host, like " + defaultStateDir
+	stateOK := checkPath(ch, "state_dir", c.StateDir, stateWant) && checkHostDir(ch, "state_dir", c.StateDir, defaultStateDir)
 
+	var placed []*Backend // backends whose path is usable
 	for _, name := range slices.Sorted(maps.Keys(c.Backends)) {
-		c.checkBackend(ch, c.Backends[name])
+		if c.checkBackend(ch, c.Backends[name]) {
+			placed = append(placed, c.Backends[name])
+		}
 	}
+	c.checkPlaces(ch, placed, stateOK)
 	for _, name := range slices.Sorted(maps.Keys(c.Classes)) {
 		c.checkClass(ch, c.Classes[name])
 	}
@@ -68,7 +73,9 @@ func (c *Config) check(ch *checker) {
 	}
 }
 
-func (c *Config) checkBackend(ch *checker, b *Backend) {
+// checkBackend checks and defaults a backend. It says whether its path is
+// usable.
+func (c *Config) checkBackend(ch *checker, b *Backend) bool {
 	key := "backends." + b.Name
 	checkName(ch, key, "backend", b.Name)
 	switch b.Type {
@@ -76,7 +83,11 @@ func (c *Config) checkBackend(ch *checker, b *Backend) {
 		if b.DefaultSize != 0 {
 			ch.add(key+".default_size", "only loopfile backends have a size; remove default_size or set type = \"loopfile\"")
 		}
+		if b.Overcommit {
+			ch.add(key+".overcommit", "only loopfile backends can overcommit: a dir backend reserves nothing; remove overcommit or set type = \"loopfile\"")
+		}
 	case BackendLoopfile:
+		checkImageSize(ch, key+".default_size", "default_size", b.DefaultSize, MinVolumeSize)
 		if b.DefaultSize == 0 && !ch.bad[key+".default_size"] {
 			b.DefaultSize = defaultBackendSize
 		}
@@ -85,7 +96,8 @@ func (c *Config) checkBackend(ch *checker, b *Backend) {
 	default:
 		ch.add(key+".type", "type %q is not a backend type: use \"dir\" or \"loopfile\"", b.Type)
 	}
-	checkPath(ch, key+".path", b.Path, "an absolute directory on the host, like /srv/persist")
+	const want = "/srv/persist"
+	return checkPath(ch, key+".path", b.Path, "an absolute directory on the host, like "+want) && checkHostDir(ch, key+".path", b.Path, want)
 }
 
 func (c *Config) checkClass(ch *checker, cl *Class) {
@@ -118,7 +130,7 @@ func (c *Config) checkClass(ch *checker, cl *Class) {
 	for i := range cl.Scratch {
 		s := &cl.Scratch[i]
 		skey := fmt.Sprintf("%s.scratch[%d]", key, i)
-		if checkPath(ch, skey+".path", s.Path, "an absolute directory in the container, like /tmp") {
+		if checkPath(ch, skey+".path", s.Path, "an absolute directory in the container, like /tmp") && checkContainerDir(ch, skey+".path", s.Path) {
 			paths = append(paths, keyedPath{skey + ".path", s.Path})
 		}
 		switch s.Medium {
@@ -131,11 +143,16 @@ func (c *Config) checkClass(ch *checker, cl *Class) {
 		if s.Size == 0 && !ch.bad[skey+".size"] {
 			ch.add(skey+".size", "size is required: scratch space is always limited, like size = \"64MiB\"")
 		}
+		if s.Medium == MediumDisk {
+			checkImageSize(ch, skey+".size", "disk scratch", s.Size, MinDiskSize)
+		} else {
+			checkMaxSize(ch, skey+".size", "scratch", s.Size)
+		}
 	}
 	for i := range cl.Volumes {
 		v := &cl.Volumes[i]
 		vkey := fmt.Sprintf("%s.volumes[%d]", key, i)
-		if checkPath(ch, vkey+".path", v.Path, "an absolute directory in the container, like /var/lib/postgresql") {
+		if checkPath(ch, vkey+".path", v.Path, "an absolute directory in the container, like /var/lib/postgresql") && checkContainerDir(ch, vkey+".path", v.Path) {
 			paths = append(paths, keyedPath{vkey + ".path", v.Path})
 		}
 		if v.Name == "" {
@@ -147,6 +164,7 @@ func (c *Config) checkClass(ch *checker, cl *Class) {
 		switch {
 		case b == nil:
 		case b.Type == BackendLoopfile:
+			checkImageSize(ch, vkey+".size", "a loopfile volume", v.Size, MinVolumeSize)
 			if v.Size == 0 && !ch.bad[vkey+".size"] {
 				v.Size = b.DefaultSize
 			}
@@ -179,6 +197,7 @@ func (c *Config) checkRootVolume(ch *checker, key string, cl *Class) {
 	switch {
 	case b == nil:
 	case b.Type == BackendLoopfile:
+		checkImageSize(ch, key+".size", "a loopfile volume", cl.Size, MinVolumeSize)
 		if cl.Size == 0 && !ch.bad[key+".size"] {
 			cl.Size = b.DefaultSize
 		}
@@ -230,13 +249,15 @@ func checkName(ch *checker, key, what, name string) {
 	}
 }
 
-// checkPath reports a path that is missing, relative, unclean or "/". Clean
-// paths are required rather than cleaned, so the path that is mounted is
-// the path the operator wrote. It says whether the path is usable.
+// checkPath reports a path that is missing, relative, too long, unclean or
+// "/". Clean paths are required rather than cleaned, so the path that is
+// mounted is the path the operator wrote. It says whether the path is
+// usable.
 func checkPath(ch *checker, key, p, want string) bool {
 	switch {
 	case p == "":
 		ch.add(key, "path is required: %s", want)
+	case !checkPathLen(ch, key, p):
 	case !path.IsAbs(p):
 		ch.add(key, "%q is not absolute: use %s", p, want)
 	case path.Clean(p) != p:

@@ -235,6 +235,206 @@ mode = "immutable
 mode = "immutable"
 mode = "machine"
 `, 11, "classes.web.mode", "not valid TOML: key mode is already defined"},
+		{"overcommit on a dir backend", `version = 1
+default_class = "web"
+[backends.local]
+type = "dir"
+path = "/srv/dir"
+overcommit = true
+[classes.web]
+mode = "immutable"
+`, 6, "backends.local.overcommit", "only loopfile backends can overcommit"},
+		{"overcommit not a bool", `version = 1
+default_class = "web"
+[backends.sized]
+type = "loopfile"
+path = "/srv/sized"
+overcommit = "yes"
+[classes.web]
+mode = "immutable"
+`, 6, "backends.sized.overcommit", "wrong type of value: use true or false"},
+		{"backend in the state dir's locks", `version = 1
+default_class = "web"
+state_dir = "/var/lib/cp"
+[backends.local]
+type = "dir"
+path = "/var/lib/cp/locks/v"
+[classes.web]
+mode = "immutable"
+`, 6, "backends.local.path", `inside the state dir's locks directory ("/var/lib/cp/locks"), which the shim manages: put the backend directly under state_dir, like "/var/lib/cp/volumes"`},
+		{"backend is the templates dir", `version = 1
+default_class = "web"
+state_dir = "/var/lib/cp"
+[backends.local]
+type = "dir"
+path = "/var/lib/cp/templates"
+[classes.web]
+mode = "immutable"
+`, 6, "backends.local.path", "inside the state dir's templates directory"},
+		{"backend is the state dir", `version = 1
+default_class = "web"
+[backends.local]
+type = "dir"
+path = "/var/lib/containerd-persist"
+[classes.web]
+mode = "immutable"
+`, 5, "backends.local.path", `is the state dir: put the backend in a directory of its own, like "/var/lib/containerd-persist/volumes"`},
+		{"state dir inside a backend", `version = 1
+default_class = "web"
+state_dir = "/srv/dir/state"
+[backends.local]
+type = "dir"
+path = "/srv/dir"
+[classes.web]
+mode = "immutable"
+`, 3, "state_dir", `the state dir "/srv/dir/state" is inside backend local ("/srv/dir")`},
+		{"two backends on one path", head + `[backends.thin]
+type = "loopfile"
+path = "/srv/dir"
+default_size = "16MiB"
+[classes.web]
+mode = "immutable"
+`, 11, "backends.thin.path", `"/srv/dir" is also the path of backend local: give each backend a directory of its own`},
+		{"backend inside another", head + `[backends.inner]
+type = "dir"
+path = "/srv/sized/inner"
+[classes.web]
+mode = "immutable"
+`, 11, "backends.inner.path", `"/srv/sized/inner" is inside backend sized ("/srv/sized")`},
+		{"backend holding another", `version = 1
+default_class = "web"
+[backends.all]
+type = "dir"
+path = "/srv"
+[backends.sized]
+type = "loopfile"
+path = "/srv/sized"
+[classes.web]
+mode = "immutable"
+`, 8, "backends.sized.path", `"/srv/sized" is inside backend all ("/srv")`},
+		{"state dir /etc", `version = 1
+default_class = "web"
+state_dir = "/etc"
+[classes.web]
+mode = "immutable"
+`, 3, "state_dir", `"/etc" is a system directory: use a directory of its own, like /var/lib/containerd-persist`},
+		{"state dir /var/lib", `version = 1
+default_class = "web"
+state_dir = "/var/lib"
+[classes.web]
+mode = "immutable"
+`, 3, "state_dir", "is a system directory"},
+		{"state dir under /proc", `version = 1
+default_class = "web"
+state_dir = "/proc/self/cwd"
+[classes.web]
+mode = "immutable"
+`, 3, "state_dir", `"/proc/self/cwd" is at or under /proc, which the kernel provides`},
+		{"backend /home", `version = 1
+default_class = "web"
+[backends.local]
+type = "dir"
+path = "/home"
+[classes.web]
+mode = "immutable"
+`, 5, "backends.local.path", `"/home" is a system directory: use a directory of its own, like /srv/persist`},
+		{"backend under /dev", `version = 1
+default_class = "web"
+[backends.local]
+type = "dir"
+path = "/dev/shm/persist"
+[classes.web]
+mode = "immutable"
+`, 5, "backends.local.path", "at or under /dev"},
+		{"disk scratch below mkfs minimum", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp"
+medium = "disk"
+size = "100KiB"
+`, 14, "classes.web.scratch[0].size", "disk scratch of 100KiB is too small for an ext4 image: use at least 104KiB"},
+		{"loopfile volume without room for a journal", head + `[classes.web]
+mode = "immutable"
+[[classes.web.volumes]]
+path = "/data"
+backend = "sized"
+name = "{name}"
+size = "1MiB"
+`, 15, "classes.web.volumes[0].size", "a loopfile volume of 1MiB is too small for an ext4 image: use at least 2MiB"},
+		{"machine root volume too small", head + `[classes.web]
+mode = "machine"
+backend = "sized"
+size = "1MiB"
+`, 12, "classes.web.size", "use at least 2MiB"},
+		{"default_size too small", `version = 1
+default_class = "web"
+[backends.sized]
+type = "loopfile"
+path = "/srv/sized"
+default_size = "64k"
+[classes.web]
+mode = "immutable"
+`, 6, "backends.sized.default_size", "default_size of 64KiB is too small"},
+		{"absurd scratch size", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp"
+size = "16383TiB"
+`, 13, "classes.web.scratch[0].size", "scratch of 16383TiB is too large: sizes go up to 8TiB"},
+		{"absurd disk scratch size", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp"
+medium = "disk"
+size = "9TiB"
+`, 14, "classes.web.scratch[0].size", "disk scratch of 9TiB is too large: sizes go up to 8TiB"},
+		{"absurd default_size", `version = 1
+default_class = "web"
+[backends.sized]
+type = "loopfile"
+path = "/srv/sized"
+default_size = "16383TiB"
+[classes.web]
+mode = "immutable"
+`, 6, "backends.sized.default_size", "too large: sizes go up to 8TiB"},
+		{"scratch at /dev", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/dev"
+size = "1m"
+`, 12, "classes.web.scratch[0].path", `"/dev" is at or under /dev, which the runtime sets up in every container`},
+		{"scratch under /dev", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/dev/shm"
+size = "1m"
+`, 12, "classes.web.scratch[0].path", "at or under /dev"},
+		{"volume under /proc", head + `[classes.web]
+mode = "immutable"
+[[classes.web.volumes]]
+path = "/proc/x"
+backend = "local"
+name = "{name}"
+`, 12, "classes.web.volumes[0].path", "at or under /proc"},
+		{"volume at /sys", head + `[classes.web]
+mode = "immutable"
+[[classes.web.volumes]]
+path = "/sys"
+backend = "local"
+name = "{name}"
+`, 12, "classes.web.volumes[0].path", "at or under /sys"},
+		{"path over PATH_MAX", `version = 1
+default_class = "web"
+state_dir = "` + strings.Repeat("/"+strings.Repeat("d", 200), 21) + `"
+[classes.web]
+mode = "immutable"
+`, 3, "state_dir", "path is 4221 bytes long: Linux paths are at most 4095 bytes (PATH_MAX)"},
+		{"component over NAME_MAX", head + `[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/` + strings.Repeat("n", 256) + `"
+size = "1m"
+`, 12, "classes.web.scratch[0].path", "a component of the path is 256 bytes long"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse([]byte(tc.doc), "bad.toml")
@@ -307,5 +507,65 @@ func TestProblemString(t *testing.T) {
 				t.Fatalf("String() = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// What the refusals above must leave alone: a backend directly under the
+// state dir, directories under /tmp and /var/lib, the smallest and largest
+// sizes, and overcommit on a loopfile backend.
+func TestParseLimitsAllowed(t *testing.T) {
+	c, err := Parse([]byte(`version = 1
+default_class = "web"
+state_dir = "/tmp/persist/state"
+[backends.local]
+type = "dir"
+path = "/tmp/persist/state/volumes"
+[backends.sized]
+type = "loopfile"
+path = "/var/lib/persist-images"
+default_size = "2MiB"
+[backends.thin]
+type = "loopfile"
+path = "/tmp/persist/thin"
+overcommit = true
+default_size = "8TiB"
+[classes.web]
+mode = "immutable"
+[[classes.web.scratch]]
+path = "/tmp"
+medium = "disk"
+size = "104KiB"
+[[classes.web.scratch]]
+path = "/run"
+size = "8TiB"
+[[classes.web.scratch]]
+path = "/devices"
+size = "1m"
+[[classes.web.volumes]]
+path = "/data"
+backend = "thin"
+name = "{name}"
+size = "2MiB"
+`), "good.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Backends["thin"].Overcommit || c.Backends["sized"].Overcommit || c.Backends["local"].Overcommit {
+		t.Errorf("overcommit: thin %v sized %v local %v, want only thin", c.Backends["thin"].Overcommit, c.Backends["sized"].Overcommit, c.Backends["local"].Overcommit)
+	}
+	if c.Backends["sized"].DefaultSize != MinVolumeSize || c.Backends["thin"].DefaultSize != MaxSize || c.Classes["web"].Scratch[0].Size != MinDiskSize {
+		t.Errorf("sizes at the limits changed: %+v %+v", c.Backends, c.Classes["web"].Scratch)
+	}
+}
+
+// Every state dir path the shim and the volume store use is inside one of
+// StateSubdirs, which backends must stay out of.
+func TestStateSubdirsAreDistinct(t *testing.T) {
+	for i, a := range StateSubdirs {
+		for _, b := range StateSubdirs[:i] {
+			if a == b || strings.Contains(a, "/") {
+				t.Errorf("StateSubdirs holds %q twice or nested", a)
+			}
+		}
 	}
 }

@@ -65,8 +65,8 @@ func newCursor(root string, fd int) (*Cursor, error) {
 }
 
 // openDir opens directory name of dirfd for reading, by that one name: a
-// symlink there, a mount on it or a name with a slash fails (ELOOP, EXDEV,
-// EXDEV) rather than being followed.
+// symlink there fails with ELOOP, a mount on it with EXDEV, another kind of
+// file with ENOTDIR, and a name that is not one component with EINVAL.
 func openDir(dirfd int, name string) (int, error) {
 	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
 		return -1, unix.EINVAL
@@ -78,9 +78,17 @@ func openDir(dirfd int, name string) (int, error) {
 	for {
 		fd, err := unix.Openat2(dirfd, name, how)
 		// EAGAIN: a rename elsewhere on the system raced the lookup.
-		if err != unix.EINTR && err != unix.EAGAIN {
-			return fd, err
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
 		}
+		if err == unix.ENOTDIR {
+			// O_DIRECTORY fails a symlink with ENOTDIR: say what it is.
+			var st unix.Stat_t
+			if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				err = unix.ELOOP
+			}
+		}
+		return fd, err
 	}
 }
 

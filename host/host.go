@@ -1,6 +1,13 @@
 package host
 
-import "github.com/containerd/containerd/v2/core/mount"
+import (
+	"fmt"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
+
+	"github.com/containerd-persist/containerd-persist/config"
+)
 
 // Mounter mounts and unmounts filesystems and makes filesystem images.
 type Mounter interface {
@@ -9,7 +16,39 @@ type Mounter interface {
 	Mount(m mount.Mount, target string) error
 	// Unmount unmounts target; a target that is not mounted is success.
 	Unmount(target string) error
-	// MakeImage creates a sparse file of size bytes at path holding an empty
-	// ext4 filesystem; journaled is false for throwaway scratch.
-	MakeImage(path string, size uint64, journaled bool) error
+	// MakeImage creates a file of size bytes at path holding an empty ext4
+	// filesystem, as o says.
+	MakeImage(path string, size uint64, o ImageOptions) error
+}
+
+// ImageOptions says what kind of image MakeImage makes. The zero value is
+// a throwaway image (scratch) whose space is reserved.
+type ImageOptions struct {
+	// Journaled gives the filesystem a journal, for a volume that must come
+	// back consistent after a crash. Throwaway scratch has none.
+	Journaled bool
+	// Sparse leaves the image's blocks unallocated until they are written
+	// (overcommit). By default every block is allocated when the image is
+	// made, so the filesystem inside can always take its size: a write to
+	// a sparse image that finds its host filesystem full is lost, and the
+	// filesystem inside sees EIO, aborts its journal or is left corrupt,
+	// where it should have seen ENOSPC.
+	Sparse bool
+}
+
+// CheckImageSize refuses a size that mkfs.ext4 cannot format, or past
+// config.MaxSize, with the limit to use instead. A journaled image needs
+// room for its journal.
+func CheckImageSize(size uint64, journaled bool) error {
+	lo, what := config.MinDiskSize, "disk scratch"
+	if journaled {
+		lo, what = config.MinVolumeSize, "a loopfile volume"
+	}
+	switch {
+	case config.Size(size) < lo:
+		return fmt.Errorf("%w: %s of %s is too small for an ext4 image: use at least %s", errdefs.ErrInvalidArgument, what, config.Size(size), lo)
+	case config.Size(size) > config.MaxSize:
+		return fmt.Errorf("%w: %s of %s is too large: sizes go up to %s", errdefs.ErrInvalidArgument, what, config.Size(size), config.MaxSize)
+	}
+	return nil
 }

@@ -13,8 +13,11 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/config"
 )
 
 // Linux is the real Mounter.
@@ -63,45 +66,57 @@ func (Linux) Unmount(target string) error {
 // when l.Templates is set: copies share the template's UUID, harmless for a
 // filesystem that never outlives its container, while a journaled image
 // (a volume, which may move between hosts) gets a fresh mkfs of its own.
-func (l Linux) MakeImage(path string, size uint64, journaled bool) error {
-	if l.Templates == "" || journaled {
-		return l.mkfs(path, size, journaled, false)
+func (l Linux) MakeImage(path string, size uint64, o ImageOptions) error {
+	if err := CheckImageSize(size, o.Journaled); err != nil {
+		return err
+	}
+	if l.Templates == "" || o.Journaled {
+		return l.mkfs(path, size, o, false)
 	}
 	tmpl, err := l.template(size)
 	if err != nil {
 		return err
 	}
-	return copyImage(tmpl, path)
+	return copyImage(tmpl, path, !o.Sparse)
 }
 
-// mkfs makes a sparse file at path holding an empty ext4 filesystem.
-// zeroItable has mkfs mark the inode tables zeroed, so the kernel's lazy
-// init does not write them over the first minutes of every mount.
-func (l Linux) mkfs(path string, size uint64, journaled, zeroItable bool) (retErr error) {
+// mkfs makes a file at path holding an empty ext4 filesystem, its space
+// reserved unless o.Sparse. zeroItable has mkfs mark the inode tables
+// zeroed, so the kernel's lazy init does not write them over the first
+// minutes of every mount.
+func (l Linux) mkfs(path string, size uint64, o ImageOptions, zeroItable bool) (retErr error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
 	defer func() {
+		if err := f.Close(); retErr == nil {
+			retErr = err
+		}
 		if retErr != nil {
 			os.Remove(path)
 		}
 	}()
-	err = f.Truncate(int64(size))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := f.Truncate(int64(size)); err != nil {
 		return fmt.Errorf("size image %s: %w", path, err)
+	}
+	// Reserved before mkfs, so that a full filesystem fails here with one
+	// line rather than in the middle of mkfs.
+	if !o.Sparse {
+		if err := reserve(f, size); err != nil {
+			return err
+		}
 	}
 	// A throwaway filesystem is never grown: without the blocks reserved
 	// for growth it has a fifth of the metadata to write.
 	features := "^has_journal,^resize_inode"
-	if journaled {
+	if o.Journaled {
 		features = "has_journal"
 	}
-	// lazy init and nodiscard keep mkfs from writing the whole sparse file;
-	// without lazy inode tables it zeroes them with fallocate, still sparse.
+	// lazy init keeps mkfs from writing the whole file; without lazy inode
+	// tables it zeroes them with fallocate, still sparse. nodiscard keeps
+	// it from discarding the file first, which would punch out the space
+	// reserved above.
 	lazy := "lazy_itable_init=1"
 	if zeroItable {
 		lazy = "lazy_itable_init=0"
@@ -112,9 +127,36 @@ func (l Linux) mkfs(path string, size uint64, journaled, zeroItable bool) (retEr
 		if errors.Is(err, exec.ErrNotFound) {
 			return errors.New("mkfs.ext4 not found: install e2fsprogs")
 		}
-		return fmt.Errorf("mkfs.ext4 %s: %v: %s", path, err, strings.TrimSpace(string(out)))
+		// One line: a create error is shown as one line by ctr and the kubelet.
+		msg := strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", "; ")), " ")
+		return fmt.Errorf("mkfs.ext4 %s: %v: %s", path, err, msg)
+	}
+	// Where the filesystem cannot zero a range in place (tmpfs has no
+	// FALLOC_FL_ZERO_RANGE), mkfs zeroes blocks by punching holes, which
+	// gives their space back: take it again. Elsewhere this allocates
+	// nothing.
+	if !o.Sparse {
+		return reserve(f, size)
 	}
 	return nil
+}
+
+// reserve allocates every block of f up to size, so that writes inside the
+// image never find its host filesystem full. Blocks already written stay
+// as they are; new ones read as zeros.
+func reserve(f *os.File, size uint64) error {
+	err := unix.Fallocate(int(f.Fd()), 0, 0, int64(size))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.ENOSPC):
+		return fmt.Errorf("%w: reserve %s for image %s: %w: free space on its filesystem, or ask for a smaller size",
+			errdefs.ErrResourceExhausted, config.Size(size).Approx(), f.Name(), err)
+	case errors.Is(err, unix.EOPNOTSUPP):
+		return fmt.Errorf("%w: reserve space for image %s: its filesystem cannot (fallocate: %w): put it on ext4, xfs or tmpfs, or set overcommit = true on a loopfile backend",
+			errdefs.ErrFailedPrecondition, f.Name(), err)
+	}
+	return fmt.Errorf("reserve %s for image %s: %w", config.Size(size).Approx(), f.Name(), err)
 }
 
 // templateVersion names the mkfs options of templates: change it with them,
@@ -136,7 +178,8 @@ func (l Linux) template(size uint64) (string, error) {
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	tmp := fmt.Sprintf("%s.tmp-%x", path, rnd)
-	if err := l.mkfs(tmp, size, false, true); err != nil {
+	// A template is only ever read: it need not reserve its space.
+	if err := l.mkfs(tmp, size, ImageOptions{Sparse: true}, true); err != nil {
 		return "", fmt.Errorf("make image template: %w", err)
 	}
 	if err := syncPath(tmp); err != nil {
@@ -150,11 +193,15 @@ func (l Linux) template(size uint64) (string, error) {
 	return path, syncPath(l.Templates)
 }
 
-// copyImage copies the sparse image src to the new file dst: a reflink
-// where the filesystem shares blocks (btrfs, xfs), else only the data
-// extents, so dst stays as sparse as src. dst is not synced: a throwaway
-// image need not survive a crash, and its journal has it removed.
-func copyImage(src, dst string) (retErr error) {
+// copyImage copies the sparse image src to the new file dst. When
+// reserving, dst's every block is allocated first and src's data extents
+// are written into them. Else dst is a reflink where the filesystem shares
+// blocks (btrfs, xfs), or a copy of the data extents, as sparse as src. A
+// reserved copy is never a reflink: blocks shared with src would need new
+// space at their first write, which is what reserving rules out. dst is
+// not synced: a throwaway image need not survive a crash, and its journal
+// has it removed.
+func copyImage(src, dst string, reserved bool) (retErr error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -173,7 +220,7 @@ func copyImage(src, dst string) (retErr error) {
 			retErr = fmt.Errorf("copy image %s to %s: %w", src, dst, retErr)
 		}
 	}()
-	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) == nil {
+	if !reserved && unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) == nil {
 		return nil
 	}
 	fi, err := in.Stat()
@@ -182,6 +229,11 @@ func copyImage(src, dst string) (retErr error) {
 	}
 	if err := out.Truncate(fi.Size()); err != nil {
 		return err
+	}
+	if reserved {
+		if err := reserve(out, uint64(fi.Size())); err != nil {
+			return err
+		}
 	}
 	for off := int64(0); off < fi.Size(); {
 		data, err := unix.Seek(int(in.Fd()), off, unix.SEEK_DATA)
@@ -195,7 +247,7 @@ func copyImage(src, dst string) (retErr error) {
 		if err != nil {
 			return err
 		}
-		if err := copyRange(in, out, data, hole-data); err != nil {
+		if err := copyRange(in, out, data, hole-data, !reserved); err != nil {
 			return err
 		}
 		off = hole
@@ -204,18 +256,22 @@ func copyImage(src, dst string) (retErr error) {
 }
 
 // copyRange copies n bytes at off from in to out, in the kernel where it
-// can (copy_file_range), else through a buffer.
-func copyRange(in, out *os.File, off, n int64) error {
-	for n > 0 {
+// can and inKernel is set (copy_file_range), else through a buffer. In the
+// kernel, btrfs and xfs may share the blocks rather than copy them.
+func copyRange(in, out *os.File, off, n int64, inKernel bool) error {
+	for inKernel && n > 0 {
 		roff, woff := off, off
 		c, err := unix.CopyFileRange(int(in.Fd()), &roff, int(out.Fd()), &woff, int(n), 0)
 		if err != nil || c == 0 {
-			_, err := io.Copy(io.NewOffsetWriter(out, off), io.NewSectionReader(in, off, n))
-			return err
+			break
 		}
 		off, n = off+int64(c), n-int64(c)
 	}
-	return nil
+	if n == 0 {
+		return nil
+	}
+	_, err := io.Copy(io.NewOffsetWriter(out, off), io.NewSectionReader(in, off, n))
+	return err
 }
 
 // syncPath flushes a file or directory to disk.

@@ -3,6 +3,7 @@ package host
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -11,7 +12,10 @@ import (
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/config"
 )
 
 // requireRoot skips a test that needs root, unless CI is set: CI must run
@@ -56,15 +60,11 @@ func superblock(t *testing.T, path string) (magic uint16, compat uint32) {
 func TestMakeImage(t *testing.T) {
 	requireMkfs(t)
 	const hasJournal = 0x4 // EXT3_FEATURE_COMPAT_HAS_JOURNAL
-	for _, journaled := range []bool{false, true} {
-		name := "no journal"
-		if journaled {
-			name = "journal"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, o := range []ImageOptions{{}, {Journaled: true}, {Sparse: true}, {Journaled: true, Sparse: true}} {
+		t.Run(fmt.Sprintf("%+v", o), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "disk.img")
 			const size = 64 << 20
-			if err := (Linux{}).MakeImage(path, size, journaled); err != nil {
+			if err := (Linux{}).MakeImage(path, size, o); err != nil {
 				t.Fatal(err)
 			}
 			fi, err := os.Stat(path)
@@ -74,20 +74,21 @@ func TestMakeImage(t *testing.T) {
 			if fi.Size() != size || fi.Mode().Perm() != 0o600 {
 				t.Errorf("image size %d mode %v, want %d 0600", fi.Size(), fi.Mode().Perm(), size)
 			}
-			// Sparse: mkfs must not have written the whole file.
-			var st unix.Stat_t
-			if err := unix.Stat(path, &st); err != nil {
-				t.Fatal(err)
-			}
-			if st.Blocks*512 >= size/2 {
-				t.Errorf("image uses %d bytes of %d: not sparse", st.Blocks*512, size)
+			if o.Sparse {
+				// mkfs must not have written the whole file.
+				checkSparseImage(t, path, size)
+			} else {
+				checkReservedImage(t, path, size)
 			}
 			magic, compat := superblock(t, path)
 			if magic != 0xef53 {
 				t.Fatalf("superblock magic %#x, want ext4's 0xef53", magic)
 			}
-			if got := compat&hasJournal != 0; got != journaled {
-				t.Errorf("has_journal = %v, want %v", got, journaled)
+			if got := compat&hasJournal != 0; got != o.Journaled {
+				t.Errorf("has_journal = %v, want %v", got, o.Journaled)
+			}
+			if out, err := exec.Command("e2fsck", "-fn", path).CombinedOutput(); err != nil {
+				t.Errorf("e2fsck %s: %v: %s", path, err, out)
 			}
 		})
 	}
@@ -101,25 +102,126 @@ func TestMakeImageFails(t *testing.T) {
 	if err := os.WriteFile(existing, []byte("data"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := (Linux{}).MakeImage(existing, 64<<20, true); !errors.Is(err, fs.ErrExist) {
+	if err := (Linux{}).MakeImage(existing, 64<<20, ImageOptions{Journaled: true}); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("MakeImage over a file = %v, want ErrExist", err)
 	}
 	if b, err := os.ReadFile(existing); err != nil || string(b) != "data" {
 		t.Errorf("existing file after MakeImage = %q, %v; want it untouched", b, err)
 	}
 
-	// mkfs refuses an empty device; the half-made image must go.
-	empty := filepath.Join(tmp, "empty.img")
-	err := (Linux{}).MakeImage(empty, 0, false)
-	if err == nil || !strings.Contains(err.Error(), "mkfs.ext4 "+empty) {
-		t.Errorf("MakeImage of size 0 = %v, want mkfs.ext4's error naming the image", err)
+	// Sizes mkfs cannot format are refused before anything is made.
+	for _, c := range []struct {
+		size uint64
+		o    ImageOptions
+		want string
+	}{
+		{0, ImageOptions{}, "disk scratch of 0B is too small for an ext4 image: use at least 104KiB"},
+		{100 << 10, ImageOptions{}, "use at least 104KiB"},
+		{1 << 20, ImageOptions{Journaled: true}, "a loopfile volume of 1MiB is too small for an ext4 image: use at least 2MiB"},
+		{16383 << 40, ImageOptions{Sparse: true}, "disk scratch of 16383TiB is too large: sizes go up to 8TiB"},
+	} {
+		img := filepath.Join(tmp, "small.img")
+		err := (Linux{}).MakeImage(img, c.size, c.o)
+		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("MakeImage of %d bytes = %v, want ErrInvalidArgument saying %q", c.size, err, c.want)
+		}
+		if _, err := os.Lstat(img); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("a refused image was made: %v", err)
+		}
 	}
-	if _, err := os.Lstat(empty); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("failed image left behind: %v", err)
+	// The smallest sizes are made.
+	for _, o := range []ImageOptions{{}, {Journaled: true}} {
+		img := filepath.Join(tmp, fmt.Sprintf("min-%v.img", o.Journaled))
+		size := uint64(config.MinDiskSize)
+		if o.Journaled {
+			size = uint64(config.MinVolumeSize)
+		}
+		if err := (Linux{}).MakeImage(img, size, o); err != nil {
+			t.Errorf("MakeImage of the smallest size %d: %v", size, err)
+		}
+		if _, compat := superblock(t, img); o.Journaled && compat&0x4 == 0 {
+			t.Errorf("the smallest volume image has no journal")
+		}
 	}
 
-	if err := (Linux{}).MakeImage(filepath.Join(tmp, "missing", "x.img"), 1<<20, false); !errors.Is(err, fs.ErrNotExist) {
+	if err := (Linux{}).MakeImage(filepath.Join(tmp, "missing", "x.img"), 1<<20, ImageOptions{}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("MakeImage in a missing dir = %v, want ErrNotExist", err)
+	}
+}
+
+// A reserved image that does not fit fails with one line that says so,
+// and leaves nothing; a sparse one of the same size is made. tmpfs also
+// has mkfs punch holes where it zeroes, which must not cost the
+// reservation.
+func TestMakeImageReservesOrFails(t *testing.T) {
+	requireRoot(t)
+	requireMkfs(t)
+	dir := filepath.Join(t.TempDir(), "small")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=48m,mode=0700"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+
+	for _, l := range []Linux{{}, {Templates: filepath.Join(dir, "templates")}} {
+		name := fmt.Sprintf("templates=%q", l.Templates)
+		big := filepath.Join(dir, "big.img")
+		err := l.MakeImage(big, 64<<20, ImageOptions{})
+		if !errdefs.IsResourceExhausted(err) || !errors.Is(err, unix.ENOSPC) ||
+			!strings.Contains(err.Error(), "reserve 64MiB for image "+big) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: a 64MiB reserved image on 48MiB = %v, want one line, ErrResourceExhausted and ENOSPC", name, err)
+		}
+		if _, err := os.Lstat(big); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: a failed image was left: %v", name, err)
+		}
+		fits := filepath.Join(dir, "fits.img")
+		if err := l.MakeImage(fits, 32<<20, ImageOptions{}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		checkReservedImage(t, fits, 32<<20)
+		if err := os.Remove(fits); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sparse := filepath.Join(dir, "sparse.img")
+	if err := (Linux{}).MakeImage(sparse, 64<<20, ImageOptions{Sparse: true, Journaled: true}); err != nil {
+		t.Fatalf("a sparse (overcommitted) image larger than its filesystem: %v", err)
+	}
+	checkSparseImage(t, sparse, 64<<20)
+
+	// With the filesystem full, a sparse image fails in mkfs: still one line.
+	fill, err := os.Create(filepath.Join(dir, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = fill.Write(make([]byte, 1<<20))
+	}
+	fill.Close()
+	full := filepath.Join(dir, "full.img")
+	err = (Linux{}).MakeImage(full, 16<<20, ImageOptions{Sparse: true})
+	if err == nil || !strings.Contains(err.Error(), "mkfs.ext4 "+full) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("a sparse image on a full filesystem = %q, want one line from mkfs.ext4", err)
+	}
+	if _, err := os.Lstat(full); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a failed image was left: %v", err)
+	}
+}
+
+// checkReservedImage fails unless every block of path is allocated.
+func checkReservedImage(t *testing.T, path string, size int64) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != size || st.Mode&0o777 != 0o600 {
+		t.Errorf("%s: size %d mode %o, want %d 0600", path, st.Size, st.Mode&0o777, size)
+	}
+	if used := st.Blocks * 512; used < size {
+		t.Errorf("%s has %d of its %d bytes allocated: not reserved", path, used, size)
 	}
 }
 
@@ -206,7 +308,7 @@ func TestMountLoop(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Unmount(target, unix.MNT_DETACH) })
 	h := Linux{}
-	if err := h.MakeImage(image, 16<<20, false); err != nil {
+	if err := h.MakeImage(image, 16<<20, ImageOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Mount(mount.Mount{Type: "ext4", Source: image, Options: []string{"loop", "nodev", "nosuid"}}, target); err != nil {

@@ -19,7 +19,7 @@ func TestMakeImageFromTemplate(t *testing.T) {
 	l := Linux{Templates: filepath.Join(dir, "templates")}
 	const size = 64 << 20
 	a, b := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
-	if err := l.MakeImage(a, size, false); err != nil {
+	if err := l.MakeImage(a, size, ImageOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	tmpls, _ := filepath.Glob(filepath.Join(l.Templates, "*"))
@@ -30,7 +30,7 @@ func TestMakeImageFromTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.MakeImage(b, size, false); err != nil {
+	if err := l.MakeImage(b, size, ImageOptions{Sparse: true}); err != nil {
 		t.Fatal(err)
 	}
 	if after, err := os.Stat(tmpls[0]); err != nil || !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
@@ -40,6 +40,8 @@ func TestMakeImageFromTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The template itself is sparse: it is only ever read.
+	checkSparseImage(t, tmpls[0], size)
 	for _, p := range []string{a, b} {
 		got, err := os.ReadFile(p)
 		if err != nil {
@@ -48,7 +50,11 @@ func TestMakeImageFromTemplate(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s differs from the template", p)
 		}
-		checkSparseImage(t, p, size)
+		if p == a {
+			checkReservedImage(t, p, size)
+		} else {
+			checkSparseImage(t, p, size)
+		}
 		if magic, compat := superblock(t, p); magic != 0xef53 || compat&0x4 != 0 {
 			t.Errorf("%s: magic %#x compat %#x, want ext4 without a journal", p, magic, compat)
 		}
@@ -58,7 +64,7 @@ func TestMakeImageFromTemplate(t *testing.T) {
 	}
 	// A journaled image (a volume) is never a copy.
 	c := filepath.Join(dir, "c.img")
-	if err := l.MakeImage(c, size, true); err != nil {
+	if err := l.MakeImage(c, size, ImageOptions{Journaled: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, compat := superblock(t, c); compat&0x4 == 0 {
@@ -68,7 +74,7 @@ func TestMakeImageFromTemplate(t *testing.T) {
 		t.Errorf("templates dir holds %v after a journaled image, want the one template", got)
 	}
 	// An existing file is never overwritten.
-	if err := l.MakeImage(a, size, false); !errors.Is(err, fs.ErrExist) {
+	if err := l.MakeImage(a, size, ImageOptions{}); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("MakeImage over an existing file = %v, want ErrExist", err)
 	}
 	if _, err := os.Stat(a); err != nil {
@@ -82,7 +88,7 @@ func TestMakeImageFromTemplateMounts(t *testing.T) {
 	dir := t.TempDir()
 	l := Linux{Templates: filepath.Join(dir, "templates")}
 	img, mnt := filepath.Join(dir, "a.img"), filepath.Join(dir, "mnt")
-	if err := l.MakeImage(img, 64<<20, false); err != nil {
+	if err := l.MakeImage(img, 64<<20, ImageOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(mnt, 0o700); err != nil {
@@ -100,7 +106,7 @@ func TestMakeImageFromTemplateMounts(t *testing.T) {
 	}
 }
 
-func TestCopyImageKeepsHoles(t *testing.T) {
+func TestCopyImage(t *testing.T) {
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 	const size = 16 << 20
@@ -117,18 +123,25 @@ func TestCopyImageKeepsHoles(t *testing.T) {
 		}
 	}
 	f.Close()
-	if err := copyImage(src, dst); err != nil {
-		t.Fatal(err)
-	}
 	want, _ := os.ReadFile(src)
-	got, err := os.ReadFile(dst)
-	if err != nil {
-		t.Fatal(err)
+	for _, reserved := range []bool{false, true} {
+		os.Remove(dst)
+		if err := copyImage(src, dst, reserved); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("copy (reserved %v) differs from its source", reserved)
+		}
+		if reserved {
+			checkReservedImage(t, dst, size)
+		} else {
+			checkSparseImage(t, dst, size)
+		}
 	}
-	if !bytes.Equal(got, want) {
-		t.Error("copy differs from its source")
-	}
-	checkSparseImage(t, dst, size)
 }
 
 func TestWithTemplates(t *testing.T) {

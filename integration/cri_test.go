@@ -45,10 +45,19 @@ func TestCRI(t *testing.T) {
 	t.Run("immutable pod from an inline config", func(t *testing.T) {
 		testCRIImmutable(t, d)
 	})
+	t.Run("tenants never share volumes", func(t *testing.T) {
+		testCRITenants(t, d)
+	})
+	t.Run("a re-created container of a StatefulSet pod finds its root", func(t *testing.T) {
+		testCRIStatefulSet(t, d)
+	})
 }
 
-// Config of the ConfigPath handler. The volume is named by the pod, so a
-// new pod of the same name and namespace finds it.
+// Config of the ConfigPath handler. Class vm is the embedded default's
+// machine class: its volume is named by default, after the pod and the
+// container, so a new pod of the same name and namespace finds it. Class
+// vmtemplate names it by a template that gives one name for two pods of
+// different namespaces.
 const criFileConfig = `default_class = "web"
 
 [backends.local]
@@ -63,6 +72,11 @@ medium = "memory"
 size = "8MiB"
 
 [classes.vm]
+mode = "machine"
+selectable = true
+backend = "local"
+
+[classes.vmtemplate]
 mode = "machine"
 selectable = true
 backend = "local"
@@ -85,12 +99,13 @@ func testCRIMachine(t *testing.T, d *criDaemon) {
 	if d.shimOf(t, podID) != d.shimOf(t, ctrID) {
 		t.Error("the sandbox and its container have different shims: want one shim per pod")
 	}
-	if _, err := os.Stat(filepath.Join(volumes, criNamespace, "team-db-main", "fs", "upper", "root", "state")); err != nil {
-		t.Errorf("the root layer is not in volume team-db-main: %v", err)
+	// The volume is tenant team's, named after the pod and the container.
+	if _, err := os.Stat(filepath.Join(volumes, criNamespace, "@team", "db_main", "fs", "upper", "root", "state")); err != nil {
+		t.Errorf("the root layer is not in volume db_main of tenant team: %v", err)
 	}
 	t.Logf("sandbox container: %s", d.storageOf(t, podID, state))
-	if vols := dirNames(filepath.Join(volumes, criNamespace)); strings.Join(vols, " ") != "team-db-main" {
-		t.Errorf("volumes %v, want only team-db-main: the sandbox must not hold one", vols)
+	if vols := dirNames(filepath.Join(volumes, criNamespace, "@team")); strings.Join(vols, " ") != "db_main" {
+		t.Errorf("volumes %v, want only db_main: the sandbox must not hold one", vols)
 	}
 	d.removePod(t, podID)
 	d.assertClean(t)
@@ -103,8 +118,100 @@ func testCRIMachine(t *testing.T, d *criDaemon) {
 	}
 	d.removePod(t, "")
 	d.assertClean(t)
-	if _, err := os.Stat(filepath.Join(volumes, criNamespace, "team-db-main")); err != nil {
+	if _, err := os.Stat(filepath.Join(volumes, criNamespace, "@team", "db_main")); err != nil {
 		t.Errorf("the volume went with the pod: %v", err)
+	}
+	d.persistctl(t, "volumes", "rm", "--tenant", "team", "db_main")
+}
+
+// testCRITenants runs pods of two Kubernetes namespaces with the same
+// annotations and names: neither reaches the other's volume, and errors do
+// not name the other's containers.
+func testCRITenants(t *testing.T, d *criDaemon) {
+	vm := map[string]string{"persist.containerd.io/class": "vm", "persist.containerd.io/name": "db"}
+	pod := func(ns, name string, annotations map[string]string) map[string]any {
+		return map[string]any{"metadata": map[string]any{"name": name, "namespace": ns, "uid": ns + "-" + name}, "annotations": annotations}
+	}
+	main := func() map[string]any { return map[string]any{"metadata": map[string]any{"name": "main"}} }
+
+	// alice writes a secret and stays up; mallory asks for the same name.
+	_, alice := d.runPod(t, "persist", pod("alice", "db", vm), main())
+	d.mustExec(t, alice, "sh", "-c", "echo alice-secret > /root/secret && sync")
+	mPod, mallory := d.runPod(t, "persist", pod("mallory", "db", vm), main())
+	if out, _ := d.exec(mallory, "cat", "/root/secret"); strings.Contains(out, "alice-secret") {
+		t.Fatalf("mallory's pod reads alice's secret: %q", out)
+	}
+	d.mustExec(t, mallory, "sh", "-c", "echo planted > /root/secret && sync")
+	d.removePod(t, mPod)
+	d.removePod(t, "")
+	_, alice = d.runPod(t, "persist", pod("alice", "db", vm), main())
+	if out := d.mustExec(t, alice, "cat", "/root/secret"); strings.TrimSpace(out) != "alice-secret" {
+		t.Errorf("alice's re-created pod reads %q, want her own secret", out)
+	}
+	d.removePod(t, "")
+
+	// The old README template gives a-b-c-main for both pods: the tenant
+	// keeps them apart.
+	tmpl := map[string]string{"persist.containerd.io/class": "vmtemplate"}
+	_, ab := d.runPod(t, "persist", pod("a-b", "c", tmpl), main())
+	d.mustExec(t, ab, "sh", "-c", "echo from-a-b > /root/who && sync")
+	_, a := d.runPod(t, "persist", pod("a", "b-c", tmpl), main())
+	if out, _ := d.exec(a, "cat", "/root/who"); strings.Contains(out, "from-a-b") {
+		t.Errorf("pod b-c of namespace a reads the volume of pod c of namespace a-b: %q", out)
+	}
+	d.removePod(t, "")
+	d.assertClean(t)
+
+	ls := d.persistctl(t, "volumes", "ls")
+	for _, want := range [][]string{{" alice ", " db "}, {" mallory ", " db "}, {" a-b ", "a-b-c-main"}, {" a ", "a-b-c-main"}} {
+		if !containsLine(ls, want...) {
+			t.Errorf("volumes ls has no line with %q:\n%s", want, ls)
+		}
+	}
+	for _, v := range [][]string{{"alice", "db"}, {"mallory", "db"}, {"a-b", "a-b-c-main"}, {"a", "a-b-c-main"}} {
+		d.persistctl(t, "volumes", "rm", "--tenant", v[0], v[1])
+	}
+}
+
+// testCRIStatefulSet re-creates the container of a StatefulSet's pod db-0
+// (a new container ID) with only the class annotation: it finds its root.
+// A second container of the pod gets a root of its own, and a pod name of
+// Kubernetes' full length works.
+func testCRIStatefulSet(t *testing.T, d *criDaemon) {
+	pod := map[string]any{
+		"metadata":    map[string]any{"name": "db-0", "namespace": "shop", "uid": "db-0-1"},
+		"annotations": map[string]string{"persist.containerd.io/class": "vm"},
+	}
+	podID, first := d.runPod(t, "persist", pod, map[string]any{"metadata": map[string]any{"name": "postgres"}})
+	d.mustExec(t, first, "sh", "-c", "echo rows > /root/table && sync")
+	side := d.addContainer(t, podID, pod, map[string]any{"metadata": map[string]any{"name": "backup"}})
+	if out, _ := d.exec(side, "cat", "/root/table"); strings.Contains(out, "rows") {
+		t.Errorf("the pod's second container shares the first one's root: %q", out)
+	}
+	d.mustRun(t, "rm", "-f", first)
+	again := d.addContainer(t, podID, pod, map[string]any{"metadata": map[string]any{"name": "postgres", "attempt": 1}})
+	if again == first {
+		t.Fatal("the re-created container has the old ID")
+	}
+	if out := d.mustExec(t, again, "cat", "/root/table"); strings.TrimSpace(out) != "rows" {
+		t.Errorf("the re-created container reads %q, want its kept root", out)
+	}
+	d.removePod(t, "")
+
+	// A pod name of 253 characters: the volume's directory name is derived,
+	// its full name kept and shown.
+	long := strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61)
+	pod["metadata"] = map[string]any{"name": long, "namespace": "shop", "uid": "long-1"}
+	_, c := d.runPod(t, "persist", pod, map[string]any{"metadata": map[string]any{"name": "main"}})
+	d.mustExec(t, c, "sh", "-c", "echo long > /root/x && sync")
+	d.removePod(t, "")
+	d.assertClean(t)
+	ls := d.persistctl(t, "volumes", "ls", "--tenant", "shop")
+	for _, name := range []string{"db-0_postgres", "db-0_backup", long + "_main"} {
+		if !containsLine(ls, "shop", name) {
+			t.Errorf("volumes ls --tenant shop lacks %s:\n%s", name, ls)
+		}
+		d.persistctl(t, "volumes", "rm", "--tenant", "shop", name)
 	}
 }
 
@@ -266,6 +373,31 @@ func (d *criDaemon) runPod(t *testing.T, handler string, pod, ctr map[string]any
 	d.mustRun(t, "start", ctrID)
 	d.ids = append(d.ids, podID, ctrID)
 	return podID, ctrID
+}
+
+// addContainer creates and starts another container of the test image in
+// a running pod.
+func (d *criDaemon) addContainer(t *testing.T, podID string, pod, ctr map[string]any) string {
+	t.Helper()
+	ctr["image"] = map[string]string{"image": image1}
+	ctr["command"] = []string{"sleep", "2147483647"}
+	podFile, ctrFile := d.writeJSON(t, "pod.json", pod), d.writeJSON(t, "container.json", ctr)
+	id := d.mustRun(t, "create", podID, ctrFile, podFile)
+	d.mustRun(t, "start", id)
+	d.ids = append(d.ids, id)
+	return id
+}
+
+// persistctl runs the built persistctl in namespace k8s.io with the
+// ConfigPath handler's config.
+func (d *criDaemon) persistctl(t *testing.T, args ...string) string {
+	t.Helper()
+	args = append([]string{"--config", filepath.Join(d.root, "file", "persist.toml"), "-n", criNamespace}, args...)
+	out, err := exec.Command(filepath.Join(daemon.bin, "persistctl"), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("persistctl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 func (d *criDaemon) writeJSON(t *testing.T, name string, v any) string {

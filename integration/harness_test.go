@@ -228,6 +228,16 @@ func (tc *tcase) assertClean() {
 	for _, e := range leftoversIn(tc.stateDir, tc.namespace) {
 		tc.t.Errorf("left in the state dir: %s", e)
 	}
+	// Volume locks live in the backends, beside the volumes.
+	backendLocks, _ := filepath.Glob(filepath.Join(tc.dir, "*", ".locks", tc.namespace))
+	for _, dir := range backendLocks {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				tc.t.Errorf("left a volume lock: %s", p)
+			}
+			return nil
+		})
+	}
 }
 
 // leftoversIn lists what a state dir holds of containers of a namespace.

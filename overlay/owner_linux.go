@@ -108,14 +108,21 @@ func opaqueAbove(layer, path string) bool {
 		if err != nil {
 			continue
 		}
-		opaque := false
-		for _, name := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
-			buf := make([]byte, 1)
-			n, err := unix.Fgetxattr(fd, name, buf)
-			opaque = opaque || err == nil && n == 1 && buf[0] == 'y'
-		}
+		opaque := isOpaque(fd)
 		unix.Close(fd)
 		if opaque {
+			return true
+		}
+	}
+	return false
+}
+
+// isOpaque reports whether the directory open as fd is opaque: overlayfs
+// shows nothing of it from lower layers.
+func isOpaque(fd int) bool {
+	for _, name := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
+		buf := make([]byte, 1)
+		if n, err := unix.Fgetxattr(fd, name, buf); err == nil && n == 1 && buf[0] == 'y' {
 			return true
 		}
 	}

@@ -23,6 +23,9 @@ const (
 	criContainerType    = "io.kubernetes.cri.container-type"
 )
 
+// nerdctlName is where nerdctl puts the container's --name.
+const nerdctlName = "nerdctl/name"
+
 // resolveClass picks the class of a container: the class annotation if it
 // names a selectable class, else the config's default_class.
 func resolveClass(cfg *config.Config, annotations map[string]string) (*config.Class, error) {
@@ -44,16 +47,38 @@ func resolveClass(cfg *config.Config, annotations map[string]string) (*config.Cl
 
 // templateVars are the values of the name templates for one container.
 func templateVars(annotations map[string]string, namespace, id string) map[string]string {
-	name := annotations[AnnotationName]
-	if name == "" {
-		name = id
-	}
 	return map[string]string{
-		"name":          name,
+		"name":          defaultName(annotations, id),
 		"namespace":     namespace,
 		"container":     id,
 		"k8s.namespace": annotations[criSandboxNamespace],
 		"k8s.pod":       annotations[criSandboxName],
 		"k8s.container": annotations[criContainerName],
 	}
+}
+
+// defaultName is the {name} of a container: what it asks for, else the name
+// its client gave it, else the container ID. Under CRI that is the pod's and
+// the container's names, which stay when Kubernetes re-creates the
+// container; "_" is in neither, so no two pairs give one name.
+func defaultName(annotations map[string]string, id string) string {
+	if name := annotations[AnnotationName]; name != "" {
+		return name
+	}
+	if name := annotations[nerdctlName]; name != "" {
+		return name
+	}
+	pod, container := annotations[criSandboxName], annotations[criContainerName]
+	if pod != "" && container != "" {
+		return pod + "_" + container
+	}
+	return id
+}
+
+// tenantOf is the tenant of a container's volumes: under CRI, the pod's
+// Kubernetes namespace, which containerd's CRI sets itself; no tenant
+// elsewhere. A pod cannot set it: CRI writes its own annotations over any
+// the pod carries.
+func tenantOf(annotations map[string]string) string {
+	return annotations[criSandboxNamespace]
 }

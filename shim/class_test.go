@@ -148,8 +148,24 @@ func TestTemplateVars(t *testing.T) {
 				"io.kubernetes.cri.container-type":    "container",
 			},
 			want: map[string]string{
-				"name": "c1", "namespace": "default", "container": "c1",
+				"name": "db-0_postgres", "namespace": "default", "container": "c1",
 				"k8s.namespace": "shop", "k8s.pod": "db-0", "k8s.container": "postgres",
+			},
+		},
+		{
+			name:        "nerdctl --name",
+			annotations: map[string]string{"nerdctl/name": "pg1"},
+			want: map[string]string{
+				"name": "pg1", "namespace": "default", "container": "c1",
+				"k8s.namespace": "", "k8s.pod": "", "k8s.container": "",
+			},
+		},
+		{
+			name:        "name annotation over nerdctl --name",
+			annotations: map[string]string{"nerdctl/name": "pg1", AnnotationName: "pg-data"},
+			want: map[string]string{
+				"name": "pg-data", "namespace": "default", "container": "c1",
+				"k8s.namespace": "", "k8s.pod": "", "k8s.container": "",
 			},
 		},
 	}

@@ -86,6 +86,7 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 		holder:  holder,
 		store:   volumes.Open(cfg.StateDir, s.mounter, s.locks),
 		vars:    templateVars(c.spec.Annotations, c.namespace, c.id),
+		tenant:  tenantOf(c.spec.Annotations),
 	}
 	defer func() {
 		if retErr == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -30,6 +31,8 @@ type Leftover struct {
 	Kind string `json:"kind"`
 	Path string `json:"path"`
 	What string `json:"what"`
+	// locks are the volume locks to hold while it is removed.
+	locks []string
 }
 
 // ErrLive is returned by Remove for a leftover that became a live
@@ -62,12 +65,13 @@ func holder(ns string) volumes.Holder {
 // Find lists the leftovers, in the order Remove should take them.
 func (g *GC) Find() ([]Leftover, error) {
 	var out []Leftover
-	add := func(kind, path, format string, args ...any) {
-		out = append(out, Leftover{Kind: kind, Path: path, What: fmt.Sprintf(format, args...)})
+	add := func(l Leftover, format string, args ...any) {
+		l.What = fmt.Sprintf(format, args...)
+		out = append(out, l)
 	}
 	err := g.each("journal", func(ns, id, p string) {
 		if !journal.InUse(p) {
-			add(KindJournal, p, "setup journal of dead container %s/%s", ns, id)
+			add(Leftover{Kind: KindJournal, Path: p}, "setup journal of dead container %s/%s", ns, id)
 		}
 	})
 	if err != nil {
@@ -75,19 +79,21 @@ func (g *GC) Find() ([]Leftover, error) {
 	}
 	err = g.each("scratch", func(ns, id, p string) {
 		if _, err := os.Lstat(g.Dir.Journal(ns, id)); errors.Is(err, fs.ErrNotExist) {
-			add(KindScratch, p, "scratch of container %s/%s, which has no journal", ns, id)
+			add(Leftover{Kind: KindScratch, Path: p}, "scratch of container %s/%s, which has no journal", ns, id)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	err = g.each("mounts", func(ns, name, p string) {
-		if _, held := volumes.ReadHolder(g.store.LockPath(ns, name)); !held {
-			add(KindMount, p, "mount of volume %s/%s, which no container holds", ns, name)
+	mounts := filepath.Join(string(g.Dir), "mounts")
+	err = volumes.Places(mounts, func(rel string) {
+		locks := g.volumeLocks(rel)
+		if !anyHeld(locks) {
+			add(Leftover{Kind: KindMount, Path: filepath.Join(mounts, rel), locks: locks}, "mount of volume %s, which no container holds", rel)
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("gc %s: %w", mounts, err)
 	}
 	loops, err := g.findLoops()
 	if err != nil {
@@ -95,32 +101,60 @@ func (g *GC) Find() ([]Leftover, error) {
 	}
 	out = append(out, loops...)
 	for _, b := range g.Backends {
-		nss, err := readDir(b.Path)
+		err := volumes.Places(b.Path, func(rel string) {
+			name, ok := volumes.HiddenVolume(path.Base(rel))
+			if !ok {
+				return
+			}
+			lock := b.LockAt(path.Join(path.Dir(rel), name))
+			if !anyHeld([]string{lock}) {
+				add(Leftover{Kind: KindVolume, Path: filepath.Join(b.Path, rel), locks: []string{lock}}, "volume %s, made or removed only in part", path.Join(path.Dir(rel), name))
+			}
+		})
 		if err != nil {
 			return nil, fmt.Errorf("gc backend %s: %w", b.Name, err)
 		}
-		for _, ns := range nss {
-			entries, err := readDir(filepath.Join(b.Path, ns))
-			if err != nil {
-				return nil, fmt.Errorf("gc backend %s: %w", b.Name, err)
-			}
-			for _, e := range entries {
-				name, ok := volumes.HiddenVolume(e)
-				if !ok {
-					continue
-				}
-				if _, held := volumes.ReadHolder(g.store.LockPath(ns, name)); !held {
-					add(KindVolume, filepath.Join(b.Path, ns, e), "volume %s/%s, made or removed only in part", ns, name)
-				}
-			}
+		if err := g.findLocks(b.LockAt(""), add); err != nil {
+			return nil, err
 		}
 	}
-	err = g.each("locks", func(ns, name, p string) {
-		if _, held := volumes.ReadHolder(p); !held {
-			add(KindLock, p, "lock of volume %s/%s, which no one holds", ns, name)
+	// Locks lived in the state dir before they moved to the backends.
+	err = g.findLocks(filepath.Join(string(g.Dir), "locks"), add)
+	return out, err
+}
+
+// findLocks adds the locks under root that no one holds.
+func (g *GC) findLocks(root string, add func(l Leftover, format string, args ...any)) error {
+	err := volumes.Places(root, func(rel string) {
+		p := filepath.Join(root, rel)
+		if !anyHeld([]string{p}) {
+			add(Leftover{Kind: KindLock, Path: p}, "lock of volume %s, which no one holds", rel)
 		}
 	})
-	return out, err
+	if err != nil {
+		return fmt.Errorf("gc %s: %w", root, err)
+	}
+	return nil
+}
+
+// volumeLocks are the locks, in every backend, of the volume whose place
+// below its backend is rel: a mount under the state dir does not say which
+// backend its volume is in.
+func (g *GC) volumeLocks(rel string) []string {
+	var locks []string
+	for _, b := range g.Backends {
+		locks = append(locks, b.LockAt(rel))
+	}
+	return locks
+}
+
+func anyHeld(locks []string) bool {
+	for _, l := range locks {
+		if _, held := volumes.ReadHolder(l); held {
+			return true
+		}
+	}
+	return false
 }
 
 // each calls fn for every <state_dir>/<sub>/<namespace>/<name>.
@@ -168,12 +202,11 @@ func (g *GC) Remove(l Leftover) error {
 	case KindScratch:
 		err = g.removeScratch(ns, name, l.Path)
 	case KindMount:
-		err = g.underLock(ns, name, func() error { return g.unmountAndRemove(l.Path, false) })
+		err = g.underLocks(l.locks, func() error { return g.unmountAndRemove(l.Path, false) })
 	case KindLoop:
 		err = g.detachLoop(l.Path)
 	case KindVolume:
-		vol, _ := volumes.HiddenVolume(name)
-		err = g.underLock(ns, vol, func() error { return g.unmountAndRemove(l.Path, true) })
+		err = g.underLocks(l.locks, func() error { return g.unmountAndRemove(l.Path, true) })
 	case KindLock:
 		err = g.locks.Release(l.Path, volumes.Holder{})
 	default:
@@ -203,14 +236,29 @@ func (g *GC) removeScratch(ns, id, dir string) error {
 	return g.unmountAndRemove(dir, true)
 }
 
-// underLock runs fn holding volume name's lock, or returns ErrLive.
-func (g *GC) underLock(ns, name string, fn func() error) error {
-	lock, h := g.store.LockPath(ns, name), holder(ns)
-	if err := g.locks.Acquire(lock, h, false); err != nil {
-		return ErrLive
+// underLocks runs fn holding the volume locks, or returns ErrLive.
+func (g *GC) underLocks(locks []string, fn func() error) (retErr error) {
+	h := holder("")
+	for _, lock := range locks {
+		if err := g.locks.Acquire(lock, h, false); err != nil {
+			if errors.Is(err, volumes.ErrHeld) {
+				err = ErrLive
+			}
+			return errors.Join(err, g.releaseAll(locks, h))
+		}
 	}
-	err := fn()
-	return errors.Join(err, g.locks.Release(lock, h))
+	defer func() { retErr = errors.Join(retErr, g.releaseAll(locks, h)) }()
+	return fn()
+}
+
+// releaseAll releases h's hold of the locks; those it does not hold it
+// leaves to their holders.
+func (g *GC) releaseAll(locks []string, h volumes.Holder) error {
+	var errs []error
+	for _, lock := range locks {
+		errs = append(errs, g.locks.Release(lock, h))
+	}
+	return errors.Join(errs...)
 }
 
 // unmountAndRemove unmounts whatever is mounted at or under dir, deepest

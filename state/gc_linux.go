@@ -61,16 +61,16 @@ func (g *GC) imageOwner(path string) (live, ours bool) {
 		if !ok {
 			continue
 		}
-		parts := strings.Split(rest, "/")
-		if len(parts) != 3 {
+		// <namespace>/[@<tenant>/]<volume>/disk.img
+		dir := filepath.Dir(rest)
+		if n := strings.Count(dir, "/"); n != 1 && n != 2 {
 			return false, false
 		}
-		name := parts[1]
+		name := filepath.Base(dir)
 		if hidden, ok := volumes.HiddenVolume(name); ok {
 			name = hidden
 		}
-		_, held := volumes.ReadHolder(g.store.LockPath(parts[0], name))
-		return held, true
+		return anyHeld([]string{b.LockAt(filepath.Join(filepath.Dir(dir), name))}), true
 	}
 	return false, false
 }

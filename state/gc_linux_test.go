@@ -67,7 +67,7 @@ func newGCWorld(t *testing.T) *gcWorld {
 	j, err := journal.Create(jpath)
 	mustT(t, err)
 	scratch := w.dir.Scratch("ns", "dead")
-	lock := store.LockPath("ns", "vol1")
+	lock := w.backend.LockPath(vid("ns", "vol1"))
 	for _, s := range []journal.Step{{Kind: journal.Dir, Path: scratch}, {Kind: journal.Dir, Path: scratch + "/0"}, {Kind: journal.Mount, Path: scratch + "/0"}, {Kind: journal.Lock, Path: lock}} {
 		mustT(t, j.Record(s))
 	}
@@ -93,7 +93,7 @@ func newGCWorld(t *testing.T) *gcWorld {
 	add(KindLoop, loop)
 
 	// A loopfile mount left without its lock.
-	gone := store.MountPath("ns", "gone")
+	gone := store.MountPath(vid("ns", "gone"))
 	mountTmpfs(t, gone)
 	add(KindMount, gone)
 
@@ -102,7 +102,7 @@ func newGCWorld(t *testing.T) *gcWorld {
 	mustT(t, os.MkdirAll(filepath.Join(half, "fs", "deep"), 0o700))
 	mustT(t, os.Symlink("/etc", filepath.Join(half, "fs", "etc")))
 	add(KindVolume, half)
-	stale := store.LockPath("ns", "stale")
+	stale := w.backend.LockPath(vid("ns", "stale"))
 	mustT(t, os.WriteFile(stale, []byte(`{"container":"long-gone"}`), 0o600))
 	add(KindLock, stale)
 	add(KindLock, lock) // also the dead journal's, until that is undone
@@ -116,13 +116,13 @@ func newGCWorld(t *testing.T) *gcWorld {
 	mountTmpfs(t, liveScratch+"/0")
 	locks := volumes.NewLocks()
 	h := volumes.Holder{Namespace: "ns", Container: "live", Since: time.Now()}
-	mustT(t, locks.Acquire(store.LockPath("ns", "held"), h, false))
-	t.Cleanup(func() { locks.Release(store.LockPath("ns", "held"), h) })
-	heldMount := store.MountPath("ns", "held")
+	mustT(t, locks.Acquire(w.backend.LockPath(vid("ns", "held")), h, false))
+	t.Cleanup(func() { locks.Release(w.backend.LockPath(vid("ns", "held")), h) })
+	heldMount := store.MountPath(vid("ns", "held"))
 	mountTmpfs(t, heldMount)
 	heldHalf := filepath.Join(w.backend.Path, "ns", ".creating-held-0123456789ab")
 	mustT(t, os.MkdirAll(heldHalf, 0o700))
-	w.live = []string{w.dir.Journal("ns", "live"), liveScratch, heldMount, heldHalf, store.LockPath("ns", "held")}
+	w.live = []string{w.dir.Journal("ns", "live"), liveScratch, heldMount, heldHalf, w.backend.LockPath(vid("ns", "held"))}
 	w.liveMount = []string{liveScratch + "/0", heldMount}
 	return w
 }
@@ -224,7 +224,7 @@ func TestGCLeavesWhatBecameLive(t *testing.T) {
 	defer j.Close()
 	locks := volumes.NewLocks()
 	h := volumes.Holder{Namespace: "ns", Container: "new"}
-	lock := volumes.Open(string(w.dir), host.Linux{}, locks).LockPath("ns", "gone")
+	lock := w.backend.LockPath(vid("ns", "gone"))
 	if err := locks.Acquire(lock, h, false); err != nil {
 		t.Fatal(err)
 	}
@@ -246,4 +246,13 @@ func TestGCLeavesWhatBecameLive(t *testing.T) {
 		}
 	}
 	w.assertLiveUntouched()
+}
+
+// vid is the ID of volume name of namespace ns, of no tenant.
+func vid(ns, name string) volumes.ID {
+	id, err := volumes.NewID(ns, "", name)
+	if err != nil {
+		panic(err)
+	}
+	return id
 }

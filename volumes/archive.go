@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/containerd-persist/containerd-persist/fstree"
 )
 
 // paxVolume is the PAX global record in which an export carries the
@@ -49,7 +51,7 @@ func exportedMeta(hdr *tar.Header) (*Meta, bool) {
 // them was not made from a volume.
 func entryPath(name string) (string, error) {
 	bad := func(why string) error {
-		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("archive entry %q %s: the archive was not made by persistctl volumes export, or was tampered with", name, why))
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("archive entry %q %s: the archive was not made by persistctl volumes export, or was tampered with", fstree.Shorten(name), why))
 	}
 	switch {
 	case name == "":
@@ -126,7 +128,7 @@ func writeSparse(w io.Writer, hdr *tar.Header, frags []fragment, r io.ReaderAt) 
 			return err
 		}
 		if n != f.len {
-			return fmt.Errorf("%s shrank while it was read", hdr.Name)
+			return fmt.Errorf("%s shrank while it was read", fstree.Shorten(hdr.Name))
 		}
 	}
 	_, err := w.Write(make([]byte, (512-data%512)%512))

@@ -15,14 +15,13 @@ import (
 // while it reads, so no container writes meanwhile; a volume a container
 // holds is refused with an error naming the holder. A loopfile volume is
 // mounted read-only for the export and unmounted after it.
-func (s *Store) Export(b Backend, ns, name string, w io.Writer, h Holder) (retErr error) {
-	dir := b.Dir(ns, name)
-	m, err := ReadMeta(dir)
+func (s *Store) Export(b Backend, id ID, w io.Writer, h Holder) (retErr error) {
+	name := id.name
+	m, err := readMetaOf(b.Dir(id), id)
 	if err != nil {
 		return err
 	}
-	m.Name, m.Namespace = name, ns
-	root, release, err := s.content(dir, m, h, false)
+	root, release, err := s.content(b, id, m, h, false)
 	if err != nil {
 		return fmt.Errorf("export volume %s: %w", name, err)
 	}
@@ -39,9 +38,8 @@ func (s *Store) Export(b Backend, ns, name string, w io.Writer, h Holder) (retEr
 
 // ImportOptions says which volume an archive becomes.
 type ImportOptions struct {
-	Namespace string
-	Name      string
-	Backend   Backend
+	ID      ID
+	Backend Backend
 	// Size of a loopfile volume; when 0, the exported volume's size if it
 	// was a loopfile volume, else DefaultSize.
 	Size        uint64
@@ -56,31 +54,29 @@ type ImportOptions struct {
 // held throughout, so no container attaches it half-made. An existing
 // volume is refused unless o.Force, and is then replaced only once the new
 // one is complete.
-func (s *Store) Import(r io.Reader, o ImportOptions) (_ Meta, retErr error) {
-	if err := ValidateName(o.Name); err != nil {
-		return Meta{}, err
+func (s *Store) Import(r io.Reader, o ImportOptions) (m Meta, err error) {
+	err = s.withLock(o.Backend, o.ID, o.Holder, func() error {
+		m, err = s.importLocked(r, o)
+		return err
+	})
+	if err != nil && !errdefs.IsAlreadyExists(err) {
+		err = fmt.Errorf("import volume %s: %w", o.ID, err)
 	}
-	fail := func(err error) (Meta, error) { return Meta{}, fmt.Errorf("import volume %s: %w", o.Name, err) }
-	lock := s.LockPath(o.Namespace, o.Name)
-	if err := s.locks.Acquire(lock, o.Holder, false); err != nil {
-		return fail(err)
-	}
-	defer func() {
-		if err := s.locks.Release(lock, o.Holder); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("release lock of volume %s: %w", o.Name, err))
-		}
-	}()
-	final := o.Backend.Dir(o.Namespace, o.Name)
-	_, err := ReadMeta(final)
+	return m, err
+}
+
+func (s *Store) importLocked(r io.Reader, o ImportOptions) (Meta, error) {
+	fail := func(err error) (Meta, error) { return Meta{}, err }
+	final := o.Backend.Dir(o.ID)
+	_, err := readMetaOf(final, o.ID)
 	exists := err == nil
 	switch {
 	case err != nil && !errdefs.IsNotFound(err):
 		return fail(err)
 	case exists && !o.Force:
-		return Meta{}, errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf(
-			"volume %s already exists in namespace %s: remove it first, or pass --force to replace it", o.Name, o.Namespace))
+		return Meta{}, fmt.Errorf("%w: volume %s already exists: remove it first, or pass --force to replace it", errdefs.ErrAlreadyExists, o.ID)
 	case exists:
-		if err := checkUnmounted(o.Name, final, s.MountPath(o.Namespace, o.Name)); err != nil {
+		if err := checkUnmounted(o.ID, final, s.MountPath(o.ID)); err != nil {
 			return Meta{}, err
 		}
 	}
@@ -94,7 +90,7 @@ func (s *Store) Import(r io.Reader, o ImportOptions) (_ Meta, retErr error) {
 	if err != nil {
 		return fail(fmt.Errorf("read archive: %w", err))
 	}
-	m := Meta{Name: o.Name, Namespace: o.Namespace, Size: o.Size}
+	m := Meta{Size: o.Size}
 	if old, ok := exportedMeta(first); ok {
 		m.Class, m.Image, m.ImageChanges = old.Class, old.Image, old.ImageChanges
 		if m.Size == 0 && old.Type == Loopfile {
@@ -108,7 +104,7 @@ func (s *Store) Import(r io.Reader, o ImportOptions) (_ Meta, retErr error) {
 	}
 
 	fill := func(tmp string) error {
-		if err := s.fill(tmp, o.Backend, m, tr, first); err != nil {
+		if err := s.fill(tmp, o.Backend, o.ID, tr, first); err != nil {
 			return err
 		}
 		if !tail.complete() {
@@ -116,17 +112,17 @@ func (s *Store) Import(r io.Reader, o ImportOptions) (_ Meta, retErr error) {
 		}
 		return nil
 	}
-	if err := s.create(o.Backend, m, fill, exists); err != nil {
+	if err := s.create(o.Backend, o.ID, m, fill, exists); err != nil {
 		return fail(err)
 	}
 	return ReadMeta(final)
 }
 
 // fill extracts an archive into the hidden directory of a new volume.
-func (s *Store) fill(tmp string, b Backend, m Meta, tr *tar.Reader, first *tar.Header) (retErr error) {
+func (s *Store) fill(tmp string, b Backend, id ID, tr *tar.Reader, first *tar.Header) (retErr error) {
 	root := filepath.Join(tmp, contentFS)
 	if b.Type == Loopfile {
-		target, unmount, err := s.mountDetached(tmp, m.Namespace, m.Name, false)
+		target, unmount, err := s.mountDetached(tmp, id, false)
 		if err != nil {
 			return err
 		}

@@ -179,16 +179,16 @@ func treeState(t *testing.T, root string) map[string]fileState {
 
 func TestExportImportRoundTrip(t *testing.T) {
 	w := newArchiveWorld(t)
-	if err := w.store.Create(w.backend, Meta{Name: "src", Namespace: "ns", Class: "vm"}); err != nil {
+	if err := w.store.Create(w.backend, vid("ns", "src"), Meta{Class: "vm"}); err != nil {
 		t.Fatal(err)
 	}
-	src := filepath.Join(w.backend.Dir("ns", "src"), contentFS)
+	src := filepath.Join(w.backend.Dir(vid("ns", "src")), contentFS)
 	fillTree(t, src)
 	if err := os.Chmod(src, 0o711); err != nil {
 		t.Fatal(err)
 	}
 	var archive bytes.Buffer
-	if err := w.store.Export(w.backend, "ns", "src", &archive, w.holder); err != nil {
+	if err := w.store.Export(w.backend, vid("ns", "src"), &archive, w.holder); err != nil {
 		t.Fatal(err)
 	}
 	if archive.Len() > 1<<20 {
@@ -218,14 +218,14 @@ func TestExportImportRoundTrip(t *testing.T) {
 		}
 	}
 
-	m, err := w.store.Import(bytes.NewReader(archive.Bytes()), ImportOptions{Namespace: "ns", Name: "dst", Backend: w.backend, Holder: w.holder})
+	m, err := w.store.Import(bytes.NewReader(archive.Bytes()), ImportOptions{ID: vid("ns", "dst"), Backend: w.backend, Holder: w.holder})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.Name != "dst" || m.Class != "vm" || m.Type != Dir {
 		t.Errorf("imported metadata %+v", m)
 	}
-	dst := filepath.Join(w.backend.Dir("ns", "dst"), contentFS)
+	dst := filepath.Join(w.backend.Dir(vid("ns", "dst")), contentFS)
 	want, got := treeState(t, src), treeState(t, dst)
 	for name, ws := range want {
 		if gs, ok := got[name]; !ok {
@@ -320,7 +320,7 @@ func TestImportRefusesHostileArchives(t *testing.T) {
 		{"a socket type", []*tar.Header{{Typeflag: 'Z', Name: "odd"}}, "cannot be imported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := w.store.Import(bytes.NewReader(tarOf(t, tc.hdrs...)), ImportOptions{Namespace: "ns", Name: "evil", Backend: w.backend, Holder: w.holder})
+			_, err := w.store.Import(bytes.NewReader(tarOf(t, tc.hdrs...)), ImportOptions{ID: vid("ns", "evil"), Backend: w.backend, Holder: w.holder})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Import = %v, want an error with %q", err, tc.want)
 			}
@@ -331,13 +331,13 @@ func TestImportRefusesHostileArchives(t *testing.T) {
 			if b, _ := os.ReadFile(victim); string(b) != "mine" {
 				t.Errorf("the file outside the volume now holds %q", b)
 			}
-			if _, err := ReadMeta(w.backend.Dir("ns", "evil")); !errdefs.IsNotFound(err) {
+			if _, err := ReadMeta(w.backend.Dir(vid("ns", "evil"))); !errdefs.IsNotFound(err) {
 				t.Errorf("a failed import left a volume: %v", err)
 			}
 			if ls := leftHidden(t, filepath.Join(w.backend.Path, "ns")); len(ls) > 0 {
 				t.Errorf("a failed import left %v", ls)
 			}
-			if _, held := ReadHolder(w.store.LockPath("ns", "evil")); held {
+			if _, held := ReadHolder(w.backend.LockPath(vid("ns", "evil"))); held {
 				t.Error("a failed import kept the volume's lock")
 			}
 		})
@@ -347,18 +347,18 @@ func TestImportRefusesHostileArchives(t *testing.T) {
 func TestImportExisting(t *testing.T) {
 	w := newArchiveWorld(t)
 	for _, name := range []string{"a", "b"} {
-		if err := w.store.Create(w.backend, Meta{Name: name, Namespace: "ns"}); err != nil {
+		if err := w.store.Create(w.backend, vid("ns", name), Meta{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(w.backend.Dir("ns", "a"), contentFS, "from-a"), []byte("a"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(w.backend.Dir(vid("ns", "a")), contentFS, "from-a"), []byte("a"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var archive bytes.Buffer
-	if err := w.store.Export(w.backend, "ns", "a", &archive, w.holder); err != nil {
+	if err := w.store.Export(w.backend, vid("ns", "a"), &archive, w.holder); err != nil {
 		t.Fatal(err)
 	}
-	o := ImportOptions{Namespace: "ns", Name: "b", Backend: w.backend, Holder: w.holder}
+	o := ImportOptions{ID: vid("ns", "b"), Backend: w.backend, Holder: w.holder}
 	if _, err := w.store.Import(bytes.NewReader(archive.Bytes()), o); !errdefs.IsAlreadyExists(err) || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("Import over a volume = %v, want AlreadyExists naming --force", err)
 	}
@@ -367,13 +367,13 @@ func TestImportExisting(t *testing.T) {
 	if _, err := w.store.Import(bytes.NewReader(archive.Bytes()[:archive.Len()-2048]), o); err == nil {
 		t.Fatal("a truncated archive was imported")
 	}
-	if _, err := ReadMeta(w.backend.Dir("ns", "b")); err != nil {
+	if _, err := ReadMeta(w.backend.Dir(vid("ns", "b"))); err != nil {
 		t.Fatalf("a failed forced import lost the old volume: %v", err)
 	}
 	if _, err := w.store.Import(bytes.NewReader(archive.Bytes()), o); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(filepath.Join(w.backend.Dir("ns", "b"), contentFS, "from-a")); err != nil || string(b) != "a" {
+	if b, err := os.ReadFile(filepath.Join(w.backend.Dir(vid("ns", "b")), contentFS, "from-a")); err != nil || string(b) != "a" {
 		t.Fatalf("forced import did not replace the volume: %q %v", b, err)
 	}
 	if ls := leftHidden(t, filepath.Join(w.backend.Path, "ns")); len(ls) > 0 {
@@ -382,11 +382,11 @@ func TestImportExisting(t *testing.T) {
 	// Held by a container: export and import are refused, naming it.
 	other := NewLocks()
 	web := Holder{Namespace: "ns", Container: "web-1"}
-	if err := other.Acquire(w.store.LockPath("ns", "b"), web, false); err != nil {
+	if err := other.Acquire(w.backend.LockPath(vid("ns", "b")), web, false); err != nil {
 		t.Fatal(err)
 	}
-	defer other.Release(w.store.LockPath("ns", "b"), web)
-	if err := w.store.Export(w.backend, "ns", "b", io.Discard, w.holder); err == nil || !strings.Contains(err.Error(), "web-1") {
+	defer other.Release(w.backend.LockPath(vid("ns", "b")), web)
+	if err := w.store.Export(w.backend, vid("ns", "b"), io.Discard, w.holder); err == nil || !strings.Contains(err.Error(), "web-1") {
 		t.Errorf("Export of a held volume = %v, want an error naming web-1", err)
 	}
 	if _, err := w.store.Import(bytes.NewReader(archive.Bytes()), o); err == nil || !strings.Contains(err.Error(), "web-1") {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
-	"github.com/moby/sys/mountinfo"
 
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/overlay"
@@ -18,8 +17,7 @@ import (
 
 // AttachOptions says which volume to attach, and how to make it if missing.
 type AttachOptions struct {
-	Namespace string
-	Name      string
+	ID        ID
 	Backend   Backend
 	Size      uint64 // of a new loopfile volume
 	Shared    bool
@@ -42,31 +40,36 @@ type Attached struct {
 // mounts it. Every step is journaled first; undoing the journal syncs the
 // volume, unmounts it and releases the lock, in that order.
 func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
-	if err := ValidateName(o.Name); err != nil {
-		return nil, err
+	id := o.ID
+	fail := func(err error) (*Attached, error) { return nil, fmt.Errorf("attach volume %s: %w", id.name, err) }
+	if err := id.check(); err != nil {
+		return fail(err)
 	}
-	lock := s.LockPath(o.Namespace, o.Name)
+	if err := s.checkBackend(o.Backend); err != nil {
+		return fail(err)
+	}
+	lock := o.Backend.LockPath(id)
 	if err := j.Record(journal.Step{Kind: journal.Lock, Path: lock}); err != nil {
 		return nil, err
 	}
 	if err := s.locks.Acquire(lock, o.Holder, o.Shared); err != nil {
-		return nil, fmt.Errorf("attach volume %s: %w", o.Name, err)
+		return fail(err)
 	}
-	a := &Attached{Dir: o.Backend.Dir(o.Namespace, o.Name)}
-	meta, err := ReadMeta(a.Dir)
+	a := &Attached{Dir: o.Backend.Dir(id)}
+	meta, err := readMetaOf(a.Dir, id)
 	if errdefs.IsNotFound(err) {
-		err = s.Create(o.Backend, Meta{Name: o.Name, Namespace: o.Namespace, Size: o.Size, Class: o.Class})
+		err = s.Create(o.Backend, id, Meta{Size: o.Size, Class: o.Class})
 		if err == nil || errdefs.IsAlreadyExists(err) { // a shared volume's other holder made it
-			meta, err = ReadMeta(a.Dir)
+			meta, err = readMetaOf(a.Dir, id)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("attach volume %s: %w", o.Name, err)
+		return fail(err)
 	}
 	a.Root = filepath.Join(a.Dir, contentFS)
 	if meta.Type == Loopfile {
-		if a.Root, err = s.mountImage(j, a.Dir, o.Namespace, o.Name); err != nil {
-			return nil, fmt.Errorf("attach volume %s: %w", o.Name, err)
+		if a.Root, err = s.mountImage(j, a.Dir, id); err != nil {
+			return fail(err)
 		}
 	}
 	if err := j.Record(journal.Step{Kind: journal.Sync, Path: a.Root}); err != nil {
@@ -81,7 +84,7 @@ func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
 		meta.LastAttached = time.Now().UTC()
 		meta.LastHolder = o.Holder.Container
 		if err := WriteMeta(a.Dir, meta); err != nil {
-			return nil, fmt.Errorf("attach volume %s: %w", o.Name, err)
+			return fail(err)
 		}
 	}
 	a.Meta = meta
@@ -89,13 +92,11 @@ func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
 }
 
 // mountImage loop-mounts a loopfile volume's image under the state dir.
-func (s *Store) mountImage(j *journal.Journal, dir, ns, name string) (string, error) {
-	target := s.MountPath(ns, name)
-	// Still mounted from a release that failed: a second mount of the same
-	// image through another loop device would corrupt it.
-	if mounted, err := mountinfo.Mounted(target); err == nil && mounted {
-		return "", errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf(
-			"%s is still mounted from an earlier attach that was not released: run persistctl gc", target))
+func (s *Store) mountImage(j *journal.Journal, dir string, id ID) (string, error) {
+	target := s.MountPath(id)
+	image := filepath.Join(dir, imageFile)
+	if err := checkImageFree(image); err != nil {
+		return "", err
 	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 		return "", err
@@ -109,7 +110,7 @@ func (s *Store) mountImage(j *journal.Journal, dir, ns, name string) (string, er
 	if err := j.Record(journal.Step{Kind: journal.Mount, Path: target}); err != nil {
 		return "", err
 	}
-	m := mount.Mount{Type: "ext4", Source: filepath.Join(dir, imageFile), Options: []string{"loop"}}
+	m := mount.Mount{Type: "ext4", Source: image, Options: []string{"loop"}}
 	if err := s.mounter.Mount(m, target); err != nil {
 		return "", err
 	}
@@ -129,7 +130,7 @@ func (a *Attached) Subdir(name string, owner overlay.Owner) (string, error) {
 		return "", err
 	}
 	if !fi.IsDir() {
-		return "", fmt.Errorf("%s in volume %s is not a directory", name, a.Meta.Name)
+		return "", fmt.Errorf("%s in volume %s is not a directory", name, Quote(a.Meta.Name))
 	}
 	return p, nil
 }

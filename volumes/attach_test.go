@@ -106,7 +106,7 @@ func (e *attachEnv) release(t *testing.T) *attachUndoer {
 }
 
 func (e *attachEnv) options(b Backend, name string) AttachOptions {
-	return AttachOptions{Namespace: "ns", Name: name, Backend: b, Size: 1 << 20, Class: "db", Holder: holderA}
+	return AttachOptions{ID: vid("ns", name), Backend: b, Size: 1 << 20, Class: "db", Holder: holderA}
 }
 
 func TestAttachDir(t *testing.T) {
@@ -115,11 +115,11 @@ func TestAttachDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock := e.store.LockPath("ns", "data")
-	if lock != filepath.Join(e.state, "locks", "ns", "data") {
+	lock := e.dir.LockPath(vid("ns", "data"))
+	if lock != filepath.Join(e.dir.Path, ".locks", "ns", "data") {
 		t.Errorf("LockPath = %s", lock)
 	}
-	dir := e.dir.Dir("ns", "data")
+	dir := e.dir.Dir(vid("ns", "data"))
 	if a.Dir != dir || a.Root != filepath.Join(dir, "fs") {
 		t.Errorf("attached at %s, root %s; want %s, %s/fs", a.Dir, a.Root, dir, dir)
 	}
@@ -169,12 +169,12 @@ func TestAttachLoopfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock := e.store.LockPath("ns", "data")
-	mnt := e.store.MountPath("ns", "data")
+	lock := e.loop.LockPath(vid("ns", "data"))
+	mnt := e.store.MountPath(vid("ns", "data"))
 	if mnt != filepath.Join(e.state, "mounts", "ns", "data") {
 		t.Errorf("MountPath = %s", mnt)
 	}
-	dir := e.loop.Dir("ns", "data")
+	dir := e.loop.Dir(vid("ns", "data"))
 	if a.Dir != dir || a.Root != mnt {
 		t.Errorf("attached at %s, root %s; want %s, %s", a.Dir, a.Root, dir, mnt)
 	}
@@ -234,7 +234,7 @@ func TestAttachMountFails(t *testing.T) {
 		t.Fatalf("Attach = %v, want the injected failure", err)
 	}
 	u := e.release(t)
-	mnt, lock := e.store.MountPath("ns", "data"), e.store.LockPath("ns", "data")
+	mnt, lock := e.store.MountPath(vid("ns", "data")), e.loop.LockPath(vid("ns", "data"))
 	if want := []string{"unmount " + mnt, "unlock " + lock}; !reflect.DeepEqual(u.calls, want) {
 		t.Errorf("undo = %q, want %q", u.calls, want)
 	}
@@ -244,14 +244,14 @@ func TestAttachMountFails(t *testing.T) {
 		}
 	}
 	// The volume itself was made whole and stays for the next try.
-	if _, err := ReadMeta(e.loop.Dir("ns", "data")); err != nil {
+	if _, err := ReadMeta(e.loop.Dir(vid("ns", "data"))); err != nil {
 		t.Error(err)
 	}
 }
 
 func TestAttachHeld(t *testing.T) {
 	e := newAttachEnv(t)
-	lock := e.store.LockPath("ns", "data")
+	lock := e.dir.LockPath(vid("ns", "data"))
 	other := NewLocks() // another shim
 	if err := other.Acquire(lock, holderB, false); err != nil {
 		t.Fatal(err)
@@ -268,7 +268,7 @@ func TestAttachHeld(t *testing.T) {
 	if got := e.steps(t); !reflect.DeepEqual(got, []journal.Step{{Kind: journal.Lock, Path: lock}}) {
 		t.Errorf("journal = %v, want the lock only", got)
 	}
-	if _, err := os.Lstat(e.dir.Dir("ns", "data")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Lstat(e.dir.Dir(vid("ns", "data"))); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("volume made without its lock: %v", err)
 	}
 	// Undoing the failed attach must not take the holder's lock away.
@@ -324,7 +324,7 @@ func TestAttachImage(t *testing.T) {
 		e.release(t)
 		return a, err
 	}
-	dir := e.dir.Dir("ns", "root")
+	dir := e.dir.Dir(vid("ns", "root"))
 	e.journal.Close()
 	os.Remove(e.jpath)
 
@@ -344,7 +344,7 @@ func TestAttachImage(t *testing.T) {
 	if m, _ := ReadMeta(dir); *m.Image != v1 || len(m.ImageChanges) != 0 {
 		t.Errorf("refused change written: image %v, changes %v", m.Image, m.ImageChanges)
 	}
-	if _, err := os.Stat(e.store.LockPath("ns", "root")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(e.dir.LockPath(vid("ns", "root"))); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("lock left after a refused attach was undone: %v", err)
 	}
 	if _, err := attach(v2, false); err != nil {
@@ -356,10 +356,17 @@ func TestAttachImage(t *testing.T) {
 	}
 }
 
+// TestAttachBadName: a bad name never becomes an ID, so nothing can attach
+// it; the zero ID is refused before anything is journaled.
 func TestAttachBadName(t *testing.T) {
 	e := newAttachEnv(t)
-	if _, err := e.store.Attach(e.journal, e.options(e.dir, "../x")); !errdefs.IsInvalidArgument(err) {
-		t.Fatalf("Attach = %v, want InvalidArgument", err)
+	if _, err := NewID("ns", "", "../x"); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("NewID = %v, want InvalidArgument", err)
+	}
+	o := e.options(e.dir, "x")
+	o.ID = ID{}
+	if _, err := e.store.Attach(e.journal, o); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("Attach of the zero ID = %v, want InvalidArgument", err)
 	}
 	if got := e.steps(t); len(got) != 0 {
 		t.Errorf("journal = %v, want nothing", got)
@@ -425,7 +432,7 @@ func TestAttachHeldBySibling(t *testing.T) {
 	if _, err := e.store.Attach(e.journal, e.options(e.dir, "data")); err != nil {
 		t.Fatal(err)
 	}
-	lock := e.store.LockPath("ns", "data")
+	lock := e.dir.LockPath(vid("ns", "data"))
 	j2path := filepath.Join(t.TempDir(), "journal")
 	j2, err := journal.Create(j2path)
 	if err != nil {
@@ -450,5 +457,50 @@ func TestAttachHeldBySibling(t *testing.T) {
 	defer j3.Close()
 	if _, err := Open(e.state, e.m, NewLocks()).Attach(j3, o); !errdefs.IsFailedPrecondition(err) {
 		t.Errorf("another shim's Attach = %v, want FailedPrecondition: web-1 holds the volume", err)
+	}
+}
+
+// TestLockLivesWithTheVolume: two stores of different state dirs (two
+// configs, or persistctl with another --config) share a backend; the
+// second sees the first's hold, and cannot remove the volume under it.
+func TestLockLivesWithTheVolume(t *testing.T) {
+	e := newAttachEnv(t)
+	if _, err := e.store.Attach(e.journal, e.options(e.dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	other := Open(filepath.Join(t.TempDir(), "other-state"), e.m, NewLocks())
+	j, err := journal.Create(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	o := e.options(e.dir, "data")
+	o.Holder = holderB
+	if _, err := other.Attach(j, o); !errors.Is(err, ErrHeld) || !strings.Contains(err.Error(), holderA.Container) {
+		t.Errorf("attach from another state dir = %v, want ErrHeld naming %s", err, holderA.Container)
+	}
+	if err := other.Remove(e.dir, vid("ns", "data"), holderB); !errors.Is(err, ErrHeld) {
+		t.Errorf("remove from another state dir = %v, want ErrHeld", err)
+	}
+	if _, err := ReadMeta(e.dir.Dir(vid("ns", "data"))); err != nil {
+		t.Errorf("the held volume is gone: %v", err)
+	}
+}
+
+// TestBackendOthersMayWriteRefused: a backend that others may write could
+// hold a planted volume whose content is a link to a host directory.
+func TestBackendOthersMayWriteRefused(t *testing.T) {
+	e := newAttachEnv(t)
+	if err := os.Chmod(e.dir.Path, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Attach(e.journal, e.options(e.dir, "data")); !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("attach in a mode 0777 backend = %v, want FailedPrecondition saying who may write it", err)
+	}
+	if _, err := e.store.List([]Backend{e.dir}, ""); err == nil {
+		t.Error("List read a mode 0777 backend")
+	}
+	if got := e.steps(t); len(got) != 0 {
+		t.Errorf("journal = %v, want nothing", got)
 	}
 }

@@ -22,13 +22,13 @@ type Usage struct {
 // hard-linked file twice. A loopfile volume is walked where its container
 // has it mounted, or, when detached, mounted read-only for the walk under
 // the volume's lock, held as h.
-func (s *Store) Usage(b Backend, ns, name string, h Holder) (u Usage, retErr error) {
-	dir := b.Dir(ns, name)
-	m, err := ReadMeta(dir)
+func (s *Store) Usage(b Backend, id ID, h Holder) (u Usage, retErr error) {
+	name := id.name
+	dir := b.Dir(id)
+	m, err := readMetaOf(dir, id)
 	if err != nil {
 		return u, err
 	}
-	m.Name, m.Namespace = name, ns
 	if m.Type == Loopfile {
 		n, err := allocated(filepath.Join(dir, imageFile))
 		if err != nil {
@@ -36,7 +36,7 @@ func (s *Store) Usage(b Backend, ns, name string, h Holder) (u Usage, retErr err
 		}
 		u.Image = &n
 	}
-	root, release, err := s.content(dir, m, h, true)
+	root, release, err := s.content(b, id, m, h, true)
 	if err != nil {
 		return u, fmt.Errorf("du volume %s: %w", name, err)
 	}

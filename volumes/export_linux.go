@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/fstree"
 )
 
 // exporter writes a tree to a tar stream.
@@ -22,7 +24,8 @@ type exporter struct {
 // exportTree writes the tree at root to w as a PAX tar, m first. Entries
 // keep numeric owners, modes, times and xattrs; hard links, symlinks,
 // devices and fifos are entries of their kind; holes stay holes. Sockets
-// are skipped, like tar does. Nothing is followed: see walk.
+// are skipped, like tar does. Nothing is followed, and any depth is read:
+// see fstree.Walk.
 func exportTree(root string, w io.Writer, m Meta) error {
 	x := &exporter{w: w, tw: tar.NewWriter(w), links: map[fileID]string{}}
 	hdr, err := volumeHeader(m)
@@ -32,25 +35,25 @@ func exportTree(root string, w io.Writer, m Meta) error {
 	if err := x.tw.WriteHeader(hdr); err != nil {
 		return err
 	}
-	if err := walk(root, x.add); err != nil {
+	if err := fstree.Walk(root, x.add); err != nil {
 		return err
 	}
 	return x.tw.Close()
 }
 
-func (x *exporter) add(e *entry) error {
-	st := &e.st
+func (x *exporter) add(e *fstree.Entry) error {
+	st, rel := &e.Stat, e.Path()
 	hdr := &tar.Header{
-		Name:    e.rel,
+		Name:    rel,
 		Mode:    int64(st.Mode & 0o7777),
 		Uid:     int(st.Uid),
 		Gid:     int(st.Gid),
 		ModTime: time.Unix(st.Mtim.Unix()),
 		Format:  tar.FormatPAX,
 	}
-	xattrs, err := listXattrs(procPath(e.dirfd, e.name))
+	xattrs, err := listXattrs(procPath(e.Dir, e.Name))
 	if err != nil {
-		return fmt.Errorf("export %s: %w", e.rel, err)
+		return fmt.Errorf("export %s: %w", fstree.Shorten(rel), err)
 	}
 	if len(xattrs) > 0 {
 		hdr.PAXRecords = map[string]string{}
@@ -63,15 +66,15 @@ func (x *exporter) add(e *entry) error {
 			hdr.Typeflag, hdr.Linkname, hdr.PAXRecords = tar.TypeLink, first, nil
 			return x.tw.WriteHeader(hdr)
 		}
-		x.links[idOf(st)] = e.rel
+		x.links[idOf(st)] = rel
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		hdr.Typeflag, hdr.Name = tar.TypeDir, e.rel+"/"
+		hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"
 	case unix.S_IFLNK:
 		hdr.Typeflag = tar.TypeSymlink
-		if hdr.Linkname, err = readlinkat(e.dirfd, e.name); err != nil {
-			return fmt.Errorf("export %s: %w", e.rel, err)
+		if hdr.Linkname, err = readlinkat(e.Dir, e.Name); err != nil {
+			return fmt.Errorf("export %s: %w", fstree.Shorten(rel), err)
 		}
 	case unix.S_IFCHR, unix.S_IFBLK:
 		hdr.Typeflag = tar.TypeChar
@@ -82,29 +85,30 @@ func (x *exporter) add(e *entry) error {
 	case unix.S_IFIFO:
 		hdr.Typeflag = tar.TypeFifo
 	case unix.S_IFREG:
-		return x.addFile(e, hdr)
+		return x.addFile(e, hdr, fstree.Shorten(rel))
 	default:
 		return nil // a socket: it means nothing without its process
 	}
 	return x.tw.WriteHeader(hdr)
 }
 
-func (x *exporter) addFile(e *entry, hdr *tar.Header) error {
-	fd, err := unix.Openat(e.dirfd, e.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+// addFile writes a regular file; short names it in errors.
+func (x *exporter) addFile(e *fstree.Entry, hdr *tar.Header, short string) error {
+	fd, err := unix.Openat(e.Dir, e.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &os.PathError{Op: "openat", Path: e.rel, Err: err}
+		return &os.PathError{Op: "openat", Path: short, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), e.rel)
+	f := os.NewFile(uintptr(fd), short)
 	defer f.Close()
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || idOf(&st) != idOf(&e.st) {
-		return fmt.Errorf("export %s: the file changed while it was read", e.rel)
+	if err := unix.Fstat(fd, &st); err != nil || idOf(&st) != idOf(&e.Stat) {
+		return fmt.Errorf("export %s: the file changed while it was read", short)
 	}
 	hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
 	if st.Blocks*512 < st.Size {
 		frags, err := dataFragments(fd, st.Size)
 		if err != nil {
-			return fmt.Errorf("export %s: %w", e.rel, err)
+			return fmt.Errorf("export %s: %w", short, err)
 		}
 		if err := x.tw.Flush(); err != nil {
 			return err
@@ -115,7 +119,7 @@ func (x *exporter) addFile(e *entry, hdr *tar.Header) error {
 		return err
 	}
 	if _, err := io.Copy(x.tw, f); err != nil {
-		return fmt.Errorf("export %s: %w", e.rel, err)
+		return fmt.Errorf("export %s: %w", short, err)
 	}
 	return nil
 }

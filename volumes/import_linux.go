@@ -7,37 +7,44 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/fstree"
 )
 
 // importer writes the entries of a tar stream under root. Every entry is
-// made by (parent directory descriptor, name), with parents resolved by
-// openat2 beneath root and through no symlink: an archive cannot write
-// outside root, nor through a link that an earlier entry made.
+// made by (parent directory descriptor, name), with parents entered one
+// name at a time from root, never through a symlink or into a mount
+// (fstree.Cursor): an archive cannot write outside root, nor through a link
+// that an earlier entry made, and no path is handed to the kernel, so names
+// may be longer than PATH_MAX. The cursor stays at the last entry's parent;
+// archives list a directory's content after it, so the next entry's parent
+// is most often the same or one level away.
 type importer struct {
-	root  *os.File
-	times []dirTime // directory times, set once their content is written
+	root  string
+	dir   position
+	times map[fileID]time.Time // directory times, set once all is written
 	buf   []byte
 }
 
-type dirTime struct {
-	rel   string
-	mtime time.Time
+// position is a cursor and the slash path from root it is at.
+type position struct {
+	c  *fstree.Cursor
+	at string // "" at root
 }
 
 // importTree extracts tr into the empty tree at root; first is the entry
 // already read from tr, or nil.
 func importTree(root string, tr *tar.Reader, first *tar.Header) error {
-	f, err := os.OpenFile(root, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	c, err := fstree.Open(root)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	im := &importer{root: f, buf: make([]byte, 1<<20)}
+	defer c.Close()
+	im := &importer{root: root, dir: position{c: c}, times: map[fileID]time.Time{}, buf: make([]byte, 1<<20)}
 	for hdr := first; ; hdr = nil {
 		if hdr == nil {
 			if hdr, err = tr.Next(); err == io.EOF {
@@ -53,16 +60,18 @@ func importTree(root string, tr *tar.Reader, first *tar.Header) error {
 			return err
 		}
 	}
-	// Deepest first, so setting a parent's time comes after its children.
-	for i := len(im.times) - 1; i >= 0; i-- {
-		t := im.times[i]
-		if err := im.withParent(t.rel, false, func(dirfd int, name string) error {
-			return setTimes(dirfd, name, t.mtime)
-		}); err != nil {
-			return fmt.Errorf("import %s: %w", t.rel, err)
+	// Writing in a directory changes its time: they are set last, by inode,
+	// in one more walk that writes nothing else.
+	return fstree.Walk(root, func(e *fstree.Entry) error {
+		mtime, ok := im.times[idOf(&e.Stat)]
+		if !ok || !isDir(&e.Stat) {
+			return nil
 		}
-	}
-	return nil
+		if err := setTimes(e.Dir, e.Name, mtime); err != nil {
+			return fmt.Errorf("import %s: %w", e.Where(), err)
+		}
+		return nil
+	})
 }
 
 func (im *importer) add(hdr *tar.Header, r io.Reader) error {
@@ -70,17 +79,22 @@ func (im *importer) add(hdr *tar.Header, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	err = im.withParent(rel, true, func(dirfd int, name string) error {
+	err = im.withParent(&im.dir, rel, true, func(dirfd int, name string) error {
 		if err := im.make(dirfd, name, rel, hdr, r); err != nil || hdr.Typeflag == tar.TypeLink {
 			return err // a hard link shares its target's metadata
 		}
-		return setMeta(dirfd, name, hdr)
+		if err := setMeta(dirfd, name, hdr); err != nil || hdr.Typeflag != tar.TypeDir {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &os.PathError{Op: "fstatat", Path: name, Err: err}
+		}
+		im.times[idOf(&st)] = hdr.ModTime
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("import %s: %w", hdr.Name, err)
-	}
-	if hdr.Typeflag == tar.TypeDir {
-		im.times = append(im.times, dirTime{rel, hdr.ModTime})
+		return fmt.Errorf("import %s: %w", fstree.Shorten(hdr.Name), err)
 	}
 	return nil
 }
@@ -109,7 +123,7 @@ func (im *importer) make(dirfd int, name, rel string, hdr *tar.Header, r io.Read
 		if err != nil {
 			return err
 		}
-		f := os.NewFile(uintptr(fd), rel)
+		f := os.NewFile(uintptr(fd), fstree.Shorten(rel))
 		err = writeHoles(f, r, hdr.Size, im.buf)
 		if cerr := f.Close(); err == nil {
 			err = cerr
@@ -122,7 +136,14 @@ func (im *importer) make(dirfd int, name, rel string, hdr *tar.Header, r io.Read
 		if err != nil {
 			return err
 		}
-		return im.withParent(target, false, func(tdirfd int, tname string) error {
+		// The target's directory is entered by a cursor of its own, as
+		// dirfd belongs to the importer's.
+		c, err := fstree.Open(im.root)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return im.withParent(&position{c: c}, target, false, func(tdirfd int, tname string) error {
 			return unix.Linkat(tdirfd, tname, dirfd, name, 0) // 0: link a symlink itself
 		})
 	case tar.TypeChar:
@@ -136,61 +157,75 @@ func (im *importer) make(dirfd int, name, rel string, hdr *tar.Header, r io.Read
 	}
 }
 
-// withParent opens the directory that holds rel, beneath root and through
-// no symlink, and calls fn with it and rel's last name. With create, missing
+// withParent moves p to the directory that holds rel, a clean path from
+// the root, and calls fn with it and rel's last name. With create, missing
 // parents are made (archives need not list every directory).
-func (im *importer) withParent(rel string, create bool, fn func(dirfd int, name string) error) error {
-	if rel == "." {
-		return fn(int(im.root.Fd()), ".")
+func (im *importer) withParent(p *position, rel string, create bool, fn func(dirfd int, name string) error) error {
+	dir, name := "", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, name = rel[:i], rel[i+1:]
 	}
-	dir, name := path.Split(rel)
-	dir = strings.TrimSuffix(dir, "/")
-	if dir == "" {
-		return fn(int(im.root.Fd()), name)
-	}
-	fd, err := im.openDir(dir)
-	if errors.Is(err, unix.ENOENT) && create {
-		if err = im.mkdirAll(dir); err == nil {
-			fd, err = im.openDir(dir)
-		}
-	}
+	err := p.moveTo(dir, create)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
-		return fmt.Errorf("a symlink is on the way in %s: refused, an archive must not write through links", dir)
+		return fmt.Errorf("a symlink is on the way in %s: refused, an archive must not write through links", fstree.Shorten(dir))
 	}
 	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
+		return fmt.Errorf("open directory %s: %w", fstree.Shorten(dir), err)
 	}
-	defer unix.Close(fd)
-	return fn(fd, name)
+	return fn(p.c.FD(), name)
 }
 
-func (im *importer) openDir(dir string) (int, error) {
-	return unix.Openat2(int(im.root.Fd()), dir, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
-	})
-}
-
-func (im *importer) mkdirAll(dir string) error {
-	parent, name := path.Split(dir)
-	parent = strings.TrimSuffix(parent, "/")
-	if parent != "" {
-		fd, err := im.openDir(parent)
-		if err == nil {
-			unix.Close(fd)
-		} else if errors.Is(err, unix.ENOENT) {
-			if err := im.mkdirAll(parent); err != nil {
-				return err
+// moveTo moves p to dir, a clean slash path from the root ("" for the
+// root): up to the directories both share, then down, making missing ones
+// with create.
+func (p *position) moveTo(dir string, create bool) error {
+	keep := sharedDirs(p.at, dir)
+	for len(p.at) > keep {
+		if err := p.c.Up(); err != nil {
+			return err
+		}
+		p.at = p.at[:max(strings.LastIndexByte(p.at, '/'), 0)]
+	}
+	for len(p.at) < len(dir) {
+		start := len(p.at)
+		if start > 0 {
+			start++ // the slash
+		}
+		end := strings.IndexByte(dir[start:], '/')
+		if end < 0 {
+			end = len(dir)
+		} else {
+			end += start
+		}
+		name := dir[start:end]
+		err := p.c.Down(name)
+		if errors.Is(err, unix.ENOENT) && create {
+			if err = unix.Mkdirat(p.c.FD(), name, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+				err = p.c.Down(name)
 			}
 		}
-	}
-	return im.withParent(dir, false, func(dirfd int, _ string) error {
-		err := unix.Mkdirat(dirfd, name, 0o755)
-		if errors.Is(err, unix.EEXIST) {
-			return nil
+		if err != nil {
+			return err
 		}
-		return err
-	})
+		p.at = dir[:end]
+	}
+	return nil
+}
+
+// sharedDirs is the length of the leading whole components that slash
+// paths a and b share: "x/y" and "x/yz" share "x", 1 byte.
+func sharedDirs(a, b string) int {
+	n, i := 0, 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		if a[i] == '/' {
+			n = i
+		}
+		i++
+	}
+	if (i == len(a) || a[i] == '/') && (i == len(b) || b[i] == '/') {
+		n = i
+	}
+	return n
 }
 
 // setMeta gives a new file its owner, mode, xattrs and time, in that order:

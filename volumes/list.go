@@ -32,15 +32,22 @@ const (
 )
 
 // List returns the volumes of namespace ns in the backends, or of every
-// namespace when ns is "". It reads one small file per volume and stats
-// one lock, never the content, so it stays fast with many volumes.
+// namespace when ns is "", of every tenant. It reads one small file per
+// volume and stats one lock, never the content, so it stays fast with many
+// volumes.
 func (s *Store) List(backends []Backend, ns string) ([]Info, error) {
 	type job struct {
-		b   Backend
-		dir string
+		b                Backend
+		ns, tenant, disk string
 	}
 	var jobs []job
 	for _, b := range backends {
+		if ok, err := backendExists(b); !ok {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
 		namespaces := []string{ns}
 		if ns == "" {
 			var err error
@@ -54,7 +61,18 @@ func (s *Store) List(backends []Backend, ns string) ([]Info, error) {
 				return nil, fmt.Errorf("list volumes of backend %s: %w", b.Name, err)
 			}
 			for _, name := range names {
-				jobs = append(jobs, job{b, filepath.Join(b.Path, n, name)})
+				tenant, ok := strings.CutPrefix(name, tenantPrefix)
+				if !ok {
+					jobs = append(jobs, job{b, n, "", name})
+					continue
+				}
+				inTenant, err := subdirs(filepath.Join(b.Path, n, name))
+				if err != nil {
+					return nil, fmt.Errorf("list volumes of backend %s: %w", b.Name, err)
+				}
+				for _, disk := range inTenant {
+					jobs = append(jobs, job{b, n, tenant, disk})
+				}
 			}
 		}
 	}
@@ -65,7 +83,8 @@ func (s *Store) List(backends []Backend, ns string) ([]Info, error) {
 	for range runtime.GOMAXPROCS(0) * 2 {
 		wg.Go(func() {
 			for i := range next {
-				infos[i], errs[i] = s.info(jobs[i].b, jobs[i].dir)
+				j := jobs[i]
+				infos[i], errs[i] = s.info(j.b, j.ns, j.tenant, j.disk)
 			}
 		})
 	}
@@ -85,15 +104,31 @@ func (s *Store) List(backends []Backend, ns string) ([]Info, error) {
 		}
 	}
 	slices.SortFunc(out, func(a, b Info) int {
-		return strings.Compare(a.Namespace+"/"+a.Name+"/"+a.Backend, b.Namespace+"/"+b.Name+"/"+b.Backend)
+		return strings.Compare(a.Namespace+"/"+a.Tenant+"/"+a.Name+"/"+a.Backend, b.Namespace+"/"+b.Tenant+"/"+b.Name+"/"+b.Backend)
 	})
 	return out, nil
 }
 
-func (s *Store) info(b Backend, dir string) (Info, error) {
+// info reads the volume whose directory is <ns>/[@tenant/]<disk> in b. The
+// directory names are the truth for namespace and tenant: a copied
+// volume.json may disagree; its name is taken only if it leads to disk.
+func (s *Store) info(b Backend, ns, tenant, disk string) (Info, error) {
+	name := disk
+	rel := filepath.Join(ns, disk)
+	if tenant != "" {
+		rel = filepath.Join(ns, tenantPrefix+tenant, disk)
+	}
+	dir := filepath.Join(b.Path, rel)
 	m, err := ReadMeta(dir)
 	if err != nil {
 		return Info{}, err
+	}
+	if diskName(m.Name) == disk {
+		name = m.Name
+	}
+	id, err := NewID(ns, tenant, name)
+	if err != nil {
+		return Info{}, fmt.Errorf("%w: %s is not a volume's directory: %w", errdefs.ErrNotFound, dir, err)
 	}
 	info := Info{Meta: m, Dir: dir}
 	if m.Type == Loopfile {
@@ -101,44 +136,45 @@ func (s *Store) info(b Backend, dir string) (Info, error) {
 			info.Used = &n
 		}
 	}
-	// The directory names are the truth: a copied volume.json may disagree.
-	info.Name, info.Namespace, info.Backend = filepath.Base(dir), filepath.Base(filepath.Dir(dir)), b.Name
-	if h, held := ReadHolder(s.LockPath(info.Namespace, info.Name)); held {
+	info.Name, info.Namespace, info.Tenant, info.Backend = id.name, id.namespace, id.tenant, b.Name
+	if h, held := ReadHolder(b.LockPath(id)); held {
 		info.Holder = &h
 	}
 	return info, nil
 }
 
-// Inspect returns volume name of namespace ns in backend b.
-func (s *Store) Inspect(b Backend, ns, name string) (Info, error) {
-	if err := ValidateName(name); err != nil {
+// Inspect returns volume id in backend b.
+func (s *Store) Inspect(b Backend, id ID) (Info, error) {
+	if _, err := backendExists(b); err != nil {
 		return Info{}, err
 	}
-	return s.info(b, b.Dir(ns, name))
+	if _, err := readMetaOf(b.Dir(id), id); err != nil {
+		return Info{}, err
+	}
+	return s.info(b, id.namespace, id.tenant, diskName(id.name))
 }
 
-// Find returns the backend that holds volume name of namespace ns. A name
-// found in several backends must be picked by backend.
-func (s *Store) Find(backends []Backend, ns, name string) (Backend, Meta, error) {
-	if err := ValidateName(name); err != nil {
-		return Backend{}, Meta{}, err
-	}
+// Find returns the backend that holds volume id. A name found in several
+// backends must be picked by backend.
+func (s *Store) Find(backends []Backend, id ID) (Backend, Meta, error) {
 	var found []Backend
 	var meta Meta
 	for _, b := range backends {
-		m, err := ReadMeta(b.Dir(ns, name))
+		if _, err := backendExists(b); err != nil {
+			return Backend{}, Meta{}, err
+		}
+		m, err := readMetaOf(b.Dir(id), id)
 		if errdefs.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
-			return Backend{}, Meta{}, fmt.Errorf("find volume %s: %w", name, err)
+			return Backend{}, Meta{}, fmt.Errorf("find volume %s: %w", id, err)
 		}
 		found, meta = append(found, b), m
 	}
 	switch len(found) {
 	case 0:
-		return Backend{}, Meta{}, errdefs.ErrNotFound.WithMessage(fmt.Sprintf(
-			"volume %s does not exist in namespace %s: see persistctl volumes ls", name, ns))
+		return Backend{}, Meta{}, fmt.Errorf("%w: volume %s does not exist: see persistctl volumes ls", errdefs.ErrNotFound, id)
 	case 1:
 		return found[0], meta, nil
 	}
@@ -146,8 +182,8 @@ func (s *Store) Find(backends []Backend, ns, name string) (Backend, Meta, error)
 	for _, b := range found {
 		names = append(names, b.Name)
 	}
-	return Backend{}, Meta{}, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf(
-		"volume %s of namespace %s is in backends %s: name one with --backend", name, ns, strings.Join(names, ", ")))
+	return Backend{}, Meta{}, fmt.Errorf("%w: volume %s is in backends %s: name one with --backend",
+		errdefs.ErrFailedPrecondition, id, strings.Join(names, ", "))
 }
 
 // subdirs lists the visible directories in dir; a missing dir has none.

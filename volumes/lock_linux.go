@@ -14,6 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ErrHeld is returned when someone else holds a volume's lock.
+var ErrHeld = errors.New("volume is held")
+
 // Holder is who holds a volume; it is written into the lock file.
 type Holder struct {
 	Namespace string    `json:"namespace"`
@@ -164,8 +167,8 @@ func heldError(path string) error {
 	if h.Container != "" {
 		who = fmt.Sprintf("container %s (namespace %s, shim pid %d) since %s", h.Container, h.Namespace, h.PID, h.Since.Format(time.RFC3339))
 	}
-	return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf(
-		"volume is held by %s: delete that container first, or mark the volume shared = true in its class", who))
+	return fmt.Errorf("%w: %w by %s: delete that container first, or mark the volume shared = true in its class",
+		errdefs.ErrFailedPrecondition, ErrHeld, who)
 }
 
 func writeHolder(f *os.File, h Holder) error {

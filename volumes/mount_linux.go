@@ -6,18 +6,24 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 )
 
 // MountsUnder lists what is mounted at or under dir, deepest first, so
-// that they can be unmounted in that order.
+// that they can be unmounted in that order. A link at dir has nothing under
+// it: one planted where a leftover was must not lead an unmount elsewhere.
+// Only dir's parent is resolved, since mountinfo has real paths.
 func MountsUnder(dir string) ([]string, error) {
-	// Mountinfo has the real path: one through a symlink would match nothing.
-	if real, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = real
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, nil
+	}
+	if parent, err := filepath.EvalSymlinks(filepath.Dir(dir)); err == nil {
+		dir = filepath.Join(parent, filepath.Base(dir))
 	}
 	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
@@ -36,7 +42,7 @@ func MountsUnder(dir string) ([]string, error) {
 
 // checkUnmounted refuses a volume with anything mounted in it: removing or
 // replacing it would reach into that filesystem (containerd #1868).
-func checkUnmounted(name string, dirs ...string) error {
+func checkUnmounted(id ID, dirs ...string) error {
 	for _, dir := range dirs {
 		ms, err := MountsUnder(dir)
 		if err != nil {
@@ -44,7 +50,7 @@ func checkUnmounted(name string, dirs ...string) error {
 		}
 		if len(ms) > 0 {
 			return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf(
-				"volume %s: %s is still mounted though no container holds the volume: run persistctl gc", name, ms[len(ms)-1]))
+				"volume %s: %s is still mounted though no container holds the volume: run persistctl gc", id, ms[len(ms)-1]))
 		}
 	}
 	return nil
@@ -53,9 +59,13 @@ func checkUnmounted(name string, dirs ...string) error {
 // mountDetached loop-mounts the image in dir at the volume's mount path,
 // where gc finds it if this process dies, and returns the undo. The caller
 // holds the volume's lock, so no container has it mounted.
-func (s *Store) mountDetached(dir, ns, name string, readOnly bool) (string, func() error, error) {
-	target := s.MountPath(ns, name)
-	if err := checkUnmounted(name, target); err != nil {
+func (s *Store) mountDetached(dir string, id ID, readOnly bool) (string, func() error, error) {
+	target := s.MountPath(id)
+	if err := checkUnmounted(id, target); err != nil {
+		return "", nil, err
+	}
+	image := filepath.Join(dir, imageFile)
+	if err := checkImageFree(image); err != nil {
 		return "", nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
@@ -70,7 +80,7 @@ func (s *Store) mountDetached(dir, ns, name string, readOnly bool) (string, func
 	if readOnly {
 		opts = append(opts, "ro")
 	}
-	m := mount.Mount{Type: "ext4", Source: filepath.Join(dir, imageFile), Options: opts}
+	m := mount.Mount{Type: "ext4", Source: image, Options: opts}
 	if err := s.mounter.Mount(m, target); err != nil {
 		os.Remove(target)
 		return "", nil, err
@@ -88,21 +98,22 @@ func (s *Store) mountDetached(dir, ns, name string, readOnly bool) (string, func
 // of it. Unless live is set, the volume must be detached, and stays so under
 // its lock, held as h, until release. A detached loopfile volume is mounted
 // for this; a live one is read where its container has it mounted.
-func (s *Store) content(dir string, m Meta, h Holder, live bool) (root string, release func() error, err error) {
+func (s *Store) content(b Backend, id ID, m Meta, h Holder, live bool) (root string, release func() error, err error) {
 	noop := func() error { return nil }
+	dir := b.Dir(id)
 	if live && m.Type == Dir {
 		return filepath.Join(dir, contentFS), noop, nil
 	}
+	lock := b.LockPath(id)
 	if live {
-		if _, held := ReadHolder(s.LockPath(m.Namespace, m.Name)); held {
-			target := s.MountPath(m.Namespace, m.Name)
+		if _, held := ReadHolder(lock); held {
+			target := s.MountPath(id)
 			if ok, err := mountinfo.Mounted(target); err != nil || !ok {
 				return "", nil, fmt.Errorf("volume is attached but not mounted at %s: its container is starting or stopping, try again", target)
 			}
 			return target, noop, nil
 		}
 	}
-	lock := s.LockPath(m.Namespace, m.Name)
 	if err = s.locks.Acquire(lock, h, false); err != nil {
 		return "", nil, err
 	}
@@ -110,10 +121,39 @@ func (s *Store) content(dir string, m Meta, h Holder, live bool) (root string, r
 	if m.Type == Dir {
 		return filepath.Join(dir, contentFS), unlock, nil
 	}
-	target, unmount, err := s.mountDetached(dir, m.Namespace, m.Name, true)
+	target, unmount, err := s.mountDetached(dir, id, true)
 	if err != nil {
 		unlock()
 		return "", nil, err
 	}
 	return target, func() error { return errors.Join(unmount(), unlock()) }, nil
+}
+
+// checkImageFree refuses to loop-mount an image that is not a plain file (a
+// link to a block device would mount that device), or that a loop device
+// already serves: a release that failed, under this or another state dir,
+// left it mounted, and a second mount through another loop device would
+// corrupt it.
+func checkImageFree(image string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(image, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: image, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%w: %s is not a regular file: a volume's image must be one", errdefs.ErrFailedPrecondition, image)
+	}
+	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // detached meanwhile
+		}
+		var bst unix.Stat_t
+		backing := strings.TrimSpace(string(b))
+		if unix.Stat(backing, &bst) == nil && bst.Dev == st.Dev && bst.Ino == st.Ino {
+			return fmt.Errorf("%w: %s is still attached to /dev/%s, from an attach that was not released: run persistctl gc",
+				errdefs.ErrFailedPrecondition, image, strings.Split(f, "/")[3])
+		}
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package volumes
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,35 +12,26 @@ import (
 // a container holds is refused with an error naming the holder. The volume
 // is first renamed to a hidden name, so that it vanishes whole even if the
 // removal of its content is cut short (gc finishes it then).
-func (s *Store) Remove(b Backend, ns, name string, h Holder) (retErr error) {
-	if err := ValidateName(name); err != nil {
-		return err
-	}
-	lock := s.LockPath(ns, name)
-	if err := s.locks.Acquire(lock, h, false); err != nil {
-		return fmt.Errorf("remove volume %s: %w", name, err)
-	}
-	defer func() {
-		if err := s.locks.Release(lock, h); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("release lock of volume %s: %w", name, err))
+func (s *Store) Remove(b Backend, id ID, h Holder) error {
+	err := s.withLock(b, id, h, func() error {
+		dir := b.Dir(id)
+		if _, err := readMetaOf(dir, id); err != nil {
+			return err
 		}
-	}()
-	dir := b.Dir(ns, name)
-	if _, err := ReadMeta(dir); err != nil {
-		return err
-	}
-	if err := checkUnmounted(name, dir, s.MountPath(ns, name)); err != nil {
-		return err
-	}
-	gone, err := s.hide(dir, removingPrefix)
+		if err := checkUnmounted(id, dir, s.MountPath(id)); err != nil {
+			return err
+		}
+		gone, err := s.hide(dir, removingPrefix)
+		if err != nil {
+			return err
+		}
+		// os.RemoveAll unlinks symlinks and opens directories with O_NOFOLLOW
+		// (unlinkat and openat from the parent), so links a container planted
+		// are removed, never followed.
+		return os.RemoveAll(gone)
+	})
 	if err != nil {
-		return fmt.Errorf("remove volume %s: %w", name, err)
-	}
-	// os.RemoveAll unlinks symlinks and opens directories with O_NOFOLLOW
-	// (unlinkat and openat from the parent), so links a container planted
-	// are removed, never followed.
-	if err := os.RemoveAll(gone); err != nil {
-		return fmt.Errorf("remove volume %s: %w", name, err)
+		return fmt.Errorf("remove volume %s: %w", id, err)
 	}
 	return nil
 }
@@ -56,7 +46,8 @@ func (s *Store) hide(dir, prefix string) (string, error) {
 }
 
 // HiddenVolume parses the name of a hidden directory that a volume is made
-// or removed in: .creating-<name>-<random> or .removing-<name>-<random>.
+// or removed in: .creating-<name>-<random> or .removing-<name>-<random>,
+// where name is the volume's directory name (see diskName).
 func HiddenVolume(dirName string) (name string, ok bool) {
 	for _, p := range []string{creatingPrefix, removingPrefix} {
 		rest, found := strings.CutPrefix(dirName, p)
@@ -64,7 +55,7 @@ func HiddenVolume(dirName string) (name string, ok bool) {
 			continue
 		}
 		name = rest[:len(rest)-13]
-		return name, ValidateName(name) == nil
+		return name, validDiskName(name)
 	}
 	return "", false
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +18,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/containerd-persist/containerd-persist/config"
 )
 
 func doctorCommand() *cli.Command {
@@ -28,10 +32,12 @@ func doctorCommand() *cli.Command {
 	}
 }
 
-// check is one line of doctor: OK, or what to do.
+// check is one line of doctor: OK, or what to do. A warning is OK, but
+// says what the operator chose and what it risks.
 type check struct {
 	Name    string `json:"check"`
 	OK      bool   `json:"ok"`
+	Warning bool   `json:"warning,omitempty"`
 	Message string `json:"message"`
 }
 
@@ -45,6 +51,7 @@ func doctor(c *cli.Context) error {
 	if _, err := args(c, 0, 0); err != nil {
 		return err
 	}
+	cfg, cfgErr := loadConfig(c)
 	filesystems, fsErr := os.ReadFile("/proc/filesystems")
 	hasFS := func(name, fix string) func() (string, error) {
 		return func() (string, error) {
@@ -84,9 +91,8 @@ func doctor(c *cli.Context) error {
 			return p, nil
 		}},
 		{"config", func() (string, error) {
-			cfg, err := loadConfig(c)
-			if err != nil {
-				return "", fmt.Errorf("%v: run persistctl config check", err)
+			if cfgErr != nil {
+				return "", fmt.Errorf("%v: run persistctl config check", cfgErr)
 			}
 			return cfg.Source, nil
 		}},
@@ -104,19 +110,44 @@ func doctor(c *cli.Context) error {
 		}
 		results = append(results, r)
 	}
+	if cfgErr == nil {
+		results = append(results, overcommitChecks(cfg)...)
+	}
 	if c.Bool("json") {
 		if err := printJSON(c, results); err != nil {
 			return err
 		}
 	} else {
 		for _, r := range results {
-			fmt.Fprintf(c.App.Writer, "%-13s %s\n", r.Name+":", r.Message)
+			msg := r.Message
+			if r.Warning {
+				msg = "warning: " + msg
+			}
+			fmt.Fprintf(c.App.Writer, "%-13s %s\n", r.Name+":", msg)
 		}
 	}
 	if failed {
 		return exitSilently
 	}
 	return nil
+}
+
+// overcommitChecks warns of each backend that overcommits: its volumes'
+// space is not reserved, so a full backend shows up in containers as I/O
+// errors instead of ENOSPC (DESIGN.md, Space).
+func overcommitChecks(cfg *config.Config) []check {
+	var out []check
+	for _, name := range slices.Sorted(maps.Keys(cfg.Backends)) {
+		if b := cfg.Backends[name]; b.Overcommit {
+			out = append(out, check{Name: "overcommit", OK: true, Warning: true, Message: fmt.Sprintf(
+				"backend %s overcommits: its volume images are sparse, and when %s fills up their containers get I/O errors and read-only filesystems; remove overcommit = true to reserve their space",
+				b.Name, b.Path)})
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, check{Name: "overcommit", OK: true, Message: "ok: every sized volume and scratch area has its space reserved"})
+	}
+	return out
 }
 
 func checkLoop() (string, error) {

@@ -1,0 +1,131 @@
+package overlay
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/moby/sys/mountinfo"
+
+	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/journal"
+)
+
+// hostUndoer undoes mounts on the host; scratch takes no locks.
+type hostUndoer struct{ host.Linux }
+
+func (hostUndoer) Unlock(path string) error { return fmt.Errorf("unexpected unlock %s", path) }
+func (hostUndoer) Sync(path string) error   { return fmt.Errorf("unexpected sync %s", path) }
+
+// The overlay on the host is made of the directories OpenLower checked,
+// even when a link is planted on the way to them in between, and the
+// journal undoes all of it.
+func TestScratchSetupMountsTheCheckedLower(t *testing.T) {
+	requireRoot(t)
+	tests := []struct {
+		name    string
+		scratch Scratch
+		layers  int // more layers below the image's two, each with a file
+	}{
+		{"memory", Scratch{Path: "/var/tmp", Size: 8 << 20}, 0},
+		{"disk", Scratch{Path: "/var/tmp", Disk: true, Size: 16 << 20}, 0},
+		// Past the size at which containerd's mount shortens lowerdir
+		// paths by changing directory; 200 still fit one page.
+		{"many layers", Scratch{Path: "/var/tmp", Size: 8 << 20}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			im := newImage(t)
+			tree(t, im.top, map[string]fs.FileMode{"var/": 0o755, "var/tmp/": 0o777 | fs.ModeSticky, "var/tmp/image-file": 0o644})
+			tree(t, im.bottom, map[string]fs.FileMode{"var/": 0o755, "var/tmp/": 0o700, "var/tmp/bottom-file": 0o644})
+			tree(t, im.host, map[string]fs.FileMode{"var/tmp/canary": 0o644})
+			rootfs := im.overlay()
+			for i := range tt.layers {
+				layer := filepath.Join(t.TempDir(), strconv.Itoa(i))
+				tree(t, layer, map[string]fs.FileMode{"var/": 0o755, "var/tmp/": 0o755, "var/tmp/f" + strconv.Itoa(i): 0o644})
+				rootfs[0].Options[len(rootfs[0].Options)-1] += ":" + layer
+			}
+			l, err := openLower(t, rootfs, "", tt.scratch.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(filepath.Join(im.top, "var"), filepath.Join(im.top, "old")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(im.host, "var"), filepath.Join(im.top, "var")); err != nil {
+				t.Fatal(err)
+			}
+
+			tmp := t.TempDir()
+			t.Cleanup(func() { unmountAll(t, tmp) })
+			j, err := journal.Create(filepath.Join(tmp, "journal"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(tmp, "0")
+			m, err := tt.scratch.Setup(host.Linux{}, j, dir, l)
+			if err != nil {
+				j.Close()
+				t.Fatal(err)
+			}
+			merged := filepath.Join(dir, "merged")
+			if m.Type != "bind" || m.Source != merged || m.Destination != tt.scratch.Path {
+				t.Errorf("Setup = %+v, want a bind of %s at %s", m, merged, tt.scratch.Path)
+			}
+			want := []string{"image-file", "bottom-file"}
+			for i := range tt.layers {
+				want = append(want, "f"+strconv.Itoa(i))
+			}
+			for _, name := range want {
+				if _, err := os.Lstat(filepath.Join(merged, name)); err != nil {
+					t.Errorf("the scratch lacks the image's %s: %v", name, err)
+				}
+			}
+			if _, err := os.Lstat(filepath.Join(merged, "canary")); err == nil {
+				t.Errorf("the scratch shows the host's directory that a link planted after the check names")
+			}
+			if fi, err := os.Stat(merged); err != nil || fi.Mode()&(fs.ModePerm|fs.ModeSticky) != 0o777|fs.ModeSticky {
+				t.Errorf("scratch root = %v, %v; want the image's mode drwxrwxrwt", fi, err)
+			}
+			if err := os.WriteFile(filepath.Join(merged, "new"), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "upper", "new")); err != nil {
+				t.Errorf("a write to the scratch is not in its upper: %v", err)
+			}
+			if _, err := os.Lstat(filepath.Join(im.top, "old", "tmp", "new")); err == nil {
+				t.Errorf("a write to the scratch reached the image layer")
+			}
+
+			if err := j.Release(hostUndoer{}); err != nil {
+				t.Fatalf("undo: %v", err)
+			}
+			if ms, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(tmp)); len(ms) > 0 {
+				t.Errorf("left mounted after undo: %s", ms[0].Mountpoint)
+			}
+			if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s left after undo: %v", dir, err)
+			}
+		})
+	}
+}
+
+// unmountAll unmounts, deepest first, what a failed test left under dir.
+func unmountAll(t *testing.T, dir string) {
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	slices.SortFunc(ms, func(a, b *mountinfo.Info) int { return len(b.Mountpoint) - len(a.Mountpoint) })
+	for _, m := range ms {
+		if err := (host.Linux{}).Unmount(m.Mountpoint); err != nil {
+			t.Error(err)
+		}
+	}
+}
