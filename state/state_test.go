@@ -11,7 +11,6 @@ import (
 
 	"github.com/containerd/containerd/v2/core/mount"
 
-	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
@@ -41,9 +40,7 @@ func (u *unmounts) Unmount(target string) error {
 	*u = append(*u, target)
 	return nil
 }
-func (u *unmounts) MakeImage(string, uint64, host.ImageOptions) error {
-	return errors.New("unexpected image")
-}
+func (u *unmounts) MakeImage(string, uint64, bool) error { return errors.New("unexpected image") }
 
 func TestUndoerSync(t *testing.T) {
 	u := Undoer{Mounter: &unmounts{}, Locks: volumes.NewLocks()}
