@@ -143,7 +143,7 @@ func (e *env) hostTargets(hostDir string) []hostTarget {
 	image := func(name string) string { return filepath.Join(hostDir, name+".img") }
 	loop := func(name string, journaled bool, opts ...string) func(string) error {
 		return func(dir string) error {
-			if err := (host.Linux{}).MakeImage(image(name), gib, journaled); err != nil {
+			if err := (host.Linux{}).MakeImage(image(name), gib, host.ImageOptions{Journaled: journaled}); err != nil {
 				return err
 			}
 			return host.Linux{}.Mount(mount.Mount{Type: "ext4", Source: image(name), Options: append([]string{"loop"}, opts...)}, dir)

@@ -108,21 +108,21 @@ func (se stepEnv) steps(ctx context.Context) ([]step, error) {
 			return h.Unmount(mnt)
 		}},
 		{Name: "scratch image: mkfs 1 GiB, no journal", Cases: "imm-disk", fn: func(i int) error {
-			return h.MakeImage(img(i, "scratch"), gib, false)
+			return h.MakeImage(img(i, "scratch"), gib, host.ImageOptions{})
 		}},
 		{Name: "scratch image: loop mount + syncfs + unmount", Cases: "imm-disk", fn: loopMount("scratch", "nodev", "nosuid", "noatime")},
 		{Name: "scratch image: remove", Cases: "imm-disk", fn: func(i int) error {
 			return os.Remove(img(i, "scratch"))
 		}},
 		{Name: "scratch image: copy a template (Linux.Templates set)", Cases: "imm-disk", fn: func(i int) error {
-			return templated.MakeImage(img(i, "copy"), gib, false)
+			return templated.MakeImage(img(i, "copy"), gib, host.ImageOptions{})
 		}},
 		{Name: "template copy: loop mount + syncfs + unmount", Cases: "imm-disk", fn: loopMount("copy", "nodev", "nosuid", "noatime")},
 		{Name: "template copy: remove", Cases: "imm-disk", fn: func(i int) error {
 			return os.Remove(img(i, "copy"))
 		}},
 		{Name: "volume image: mkfs 1 GiB, journaled (new volume only)", Cases: "loopfile", fn: func(i int) error {
-			return h.MakeImage(img(i, "volume"), gib, true)
+			return h.MakeImage(img(i, "volume"), gib, host.ImageOptions{Journaled: true})
 		}},
 		{Name: "ask containerd for the image (dial, 2 RPCs)", Cases: "machine", fn: func(int) error {
 			return imageOf(ctx, se.Address, se.Namespace, se.ID)
@@ -197,7 +197,7 @@ func benchSteps(ctx context.Context, e *env, r *results) error {
 	}
 	// The template and the volumes are made once; the steps copy and
 	// reattach them, as starts do.
-	if err := (host.Linux{Templates: filepath.Join(shared, "templates")}).MakeImage(filepath.Join(shared, "first.img"), gib, false); err != nil {
+	if err := (host.Linux{Templates: filepath.Join(shared, "templates")}).MakeImage(filepath.Join(shared, "first.img"), gib, host.ImageOptions{}); err != nil {
 		return err
 	}
 	dirBackend, loopBackend := se.backends()
@@ -333,8 +333,12 @@ func (v *volumeSteps) attach(b volumes.Backend) error {
 		return err
 	}
 	v.j = j
+	id, err := volumes.NewID("steps", "", "steps-"+b.Name)
+	if err != nil {
+		return err
+	}
 	a, err := volumes.Open(v.stateDir, v.m, v.locks).Attach(j, volumes.AttachOptions{
-		Namespace: "steps", Name: "steps-" + b.Name, Backend: b, Size: 1 << 30, Class: "steps", Holder: v.holder(),
+		ID: id, Backend: b, Size: 1 << 30, Class: "steps", Holder: v.holder(),
 	})
 	if err != nil {
 		return err

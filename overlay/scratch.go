@@ -2,11 +2,14 @@ package overlay
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/containerd-persist/containerd-persist/host"
@@ -21,53 +24,112 @@ type Scratch struct {
 	Size uint64 // bytes
 }
 
-// Setup mounts the scratch's upper filesystem at dir (which it creates) and
-// returns the OCI mount that lays it over rootfs+Path. The upper directory
-// takes the mode and owner of the image's directory at Path.
-func (s Scratch) Setup(h host.Mounter, j *journal.Journal, dir, rootfs string, owner Owner) (specs.Mount, error) {
-	if err := j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
+// Setup gives the scratch its own filesystem, laid over lower, and returns
+// the OCI mount that puts it at s.Path in the container.
+//
+// The upper filesystem (tmpfs, or an ext4 image for Disk) is mounted at dir,
+// which Setup creates. When lower has content, the overlay of it over the
+// upper is mounted on the host too, at dir/merged, from the directories
+// lower holds open: nothing of the lower is looked up by name again, so no
+// link that an image, a volume or a pod spec plants on the way to s.Path can
+// lead it to a host path. The container gets a bind of it, whose destination
+// runc resolves inside the root. When lower is empty, there is nothing to
+// lay over: disk scratch binds the upper directory, and memory scratch is a
+// tmpfs that runc makes, with nothing on the host at all.
+//
+// The upper directory takes the mode and owner of the image's directory.
+func (s Scratch) Setup(h host.Mounter, j *journal.Journal, dir string, lower *Lower) (specs.Mount, error) {
+	if !s.OnHost(lower) {
+		return specs.Mount{
+			Destination: s.Path,
+			Type:        "tmpfs",
+			Source:      "tmpfs",
+			Options: append(host.TmpfsOptions(s.Size),
+				fmt.Sprintf("mode=%04o", unixMode(lower.Owner.Mode)),
+				"uid="+strconv.Itoa(lower.Owner.UID), "gid="+strconv.Itoa(lower.Owner.GID),
+				"nodev", "nosuid"),
+		}, nil
+	}
+	upper, work, merged := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
+	bind := func(src string) specs.Mount {
+		return specs.Mount{Destination: s.Path, Type: "bind", Source: src, Options: []string{"rbind", "rw", "nosuid", "nodev"}}
+	}
+	if lower.empty() {
+		if err := s.MountUpper(h, j, dir, lower.Owner); err != nil {
+			return specs.Mount{}, err
+		}
+		return bind(upper), nil
+	}
+	m := mount.Mount{
+		Type:    "overlay",
+		Source:  "overlay",
+		Options: append([]string{lower.lowerdir(), "upperdir=" + upper, "workdir=" + work}, lower.Options...),
+	}
+	// Checked before anything is made: the options of a mount are one page.
+	if n := len(strings.Join(m.Options, ",")); n >= os.Getpagesize() {
+		return specs.Mount{}, fmt.Errorf("%w: the %d image layers with content at scratch %s do not fit the options of one overlay mount (%d of at most %d bytes): squash the image's layers, or move the scratch to a path fewer layers have",
+			errdefs.ErrInvalidArgument, len(lower.dirs), s.Path, n, os.Getpagesize()-1)
+	}
+	m.Options = append(m.Options, "nodev", "nosuid")
+	if err := s.MountUpper(h, j, dir, lower.Owner); err != nil {
 		return specs.Mount{}, err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	for _, d := range []string{work, merged} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return specs.Mount{}, err
+		}
+	}
+	if err := j.Record(journal.Step{Kind: journal.Mount, Path: merged}); err != nil {
 		return specs.Mount{}, err
+	}
+	if err := h.Mount(m, merged); err != nil {
+		return specs.Mount{}, fmt.Errorf("lay scratch for %s over the image: %w", s.Path, err)
+	}
+	return bind(merged), nil
+}
+
+// OnHost reports whether Setup mounts anything on the host over lower: all
+// but memory scratch with nothing to lay over do.
+func (s Scratch) OnHost(lower *Lower) bool { return s.Disk || !lower.empty() }
+
+// MountUpper mounts the scratch's own filesystem at dir, which it creates,
+// and makes the directory "upper" in it with owner's mode and ownership.
+func (s Scratch) MountUpper(h host.Mounter, j *journal.Journal, dir string, owner Owner) error {
+	if err := j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
 	}
 	m := mount.Mount{
 		Type:    "tmpfs",
 		Source:  "tmpfs",
-		Options: []string{"size=" + strconv.FormatUint(s.Size, 10), "mode=0700", "nodev", "nosuid"},
+		Options: append(host.TmpfsOptions(s.Size), "mode=0700", "nodev", "nosuid"),
 	}
 	if s.Disk {
 		image := dir + ".img"
 		if err := j.Record(journal.Step{Kind: journal.File, Path: image}); err != nil {
-			return specs.Mount{}, err
+			return err
 		}
-		if err := h.MakeImage(image, s.Size, false); err != nil {
-			return specs.Mount{}, fmt.Errorf("make scratch image for %s: %w", s.Path, err)
+		if err := h.MakeImage(image, s.Size, host.ImageOptions{}); err != nil {
+			return fmt.Errorf("make scratch image for %s: %w", s.Path, err)
 		}
 		m = mount.Mount{Type: "ext4", Source: image, Options: []string{"loop", "nodev", "nosuid", "noatime"}}
 	}
 	if err := j.Record(journal.Step{Kind: journal.Mount, Path: dir}); err != nil {
-		return specs.Mount{}, err
+		return err
 	}
 	if err := h.Mount(m, dir); err != nil {
-		return specs.Mount{}, fmt.Errorf("mount scratch for %s: %w", s.Path, err)
+		return fmt.Errorf("mount scratch for %s: %w", s.Path, err)
 	}
-	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
-	if err := owner.Mkdir(upper); err != nil {
-		return specs.Mount{}, err
+	return owner.Mkdir(filepath.Join(dir, "upper"))
+}
+
+// unixMode is mode as permission bits for a mode= option.
+func unixMode(mode fs.FileMode) uint32 {
+	m := uint32(mode.Perm())
+	if mode&fs.ModeSticky != 0 {
+		m |= 0o1000
 	}
-	if err := os.Mkdir(work, 0o700); err != nil {
-		return specs.Mount{}, err
-	}
-	return specs.Mount{
-		Destination: s.Path,
-		Type:        "overlay",
-		Source:      "overlay",
-		Options: []string{
-			"lowerdir=" + filepath.Join(rootfs, s.Path),
-			"upperdir=" + upper,
-			"workdir=" + work,
-			"nosuid", "nodev",
-		},
-	}, nil
+	return m
 }

@@ -33,6 +33,7 @@ type setupRun struct {
 	holder volumes.Holder
 	store  *volumes.Store
 	vars   map[string]string // name template values
+	tenant string            // of every volume the container gets
 
 	pending chan struct{} // closed when the image of the root volume is recorded
 }
@@ -147,7 +148,7 @@ func (r *setupRun) volume(v config.Volume) error {
 	}
 	data, err := a.Subdir("data", owner)
 	if err != nil {
-		return fmt.Errorf("volume %s: %w", o.Name, err)
+		return fmt.Errorf("volume %s: %w", o.ID, err)
 	}
 	addMount(r.c.spec, specs.Mount{Destination: v.Path, Type: "bind", Source: data, Options: []string{"rbind", "rw"}})
 	return nil
@@ -156,59 +157,78 @@ func (r *setupRun) volume(v config.Volume) error {
 // attachOptions names a volume from its template and says where it lives.
 func (r *setupRun) attachOptions(backend, template string, size config.Size) (volumes.AttachOptions, error) {
 	name, err := config.Expand(template, r.vars)
+	var id volumes.ID
 	if err == nil {
-		err = volumes.ValidateName(name)
+		id, err = volumes.NewID(r.c.namespace, r.tenant, name)
 	}
 	if err != nil {
-		return volumes.AttachOptions{}, fmt.Errorf("volume name template %q of class %s gave %q: %w (set the %s annotation, or change the template)",
-			template, r.class.Name, name, err, AnnotationName)
+		return volumes.AttachOptions{}, fmt.Errorf("class %s, volume name template %q: %w (set the %s annotation, or change the template)",
+			r.class.Name, template, err, AnnotationName)
 	}
 	b, _ := r.cfg.Backend(backend) // the config was validated whole
 	if size == 0 {
 		size = b.DefaultSize
 	}
 	return volumes.AttachOptions{
-		Namespace: r.c.namespace,
-		Name:      name,
-		Backend:   volumes.Backend{Name: b.Name, Type: string(b.Type), Path: b.Path},
-		Size:      uint64(size),
-		Class:     r.class.Name,
-		Holder:    r.holder,
+		ID:      id,
+		Backend: volumes.Backend{Name: b.Name, Type: string(b.Type), Path: b.Path, Overcommit: b.Overcommit},
+		Size:    uint64(size),
+		Class:   r.class.Name,
+		Holder:  r.holder,
 	}, nil
 }
 
-// scratch mounts the class's scratch areas and lays them over the image.
+// scratch gives the container the class's scratch areas, each laid over
+// the image's content at its path.
 func (r *setupRun) scratch() error {
 	if len(r.class.Scratch) == 0 {
 		return nil
 	}
+	// A root without mounts is the directory the spec names.
+	root := filepath.Join(r.c.bundle, "rootfs")
+	if r.c.spec.Root != nil && r.c.spec.Root.Path != "" {
+		root = r.c.spec.Root.Path
+		if !filepath.IsAbs(root) {
+			root = filepath.Join(r.c.bundle, root)
+		}
+	}
+	// The directory of the scratch filesystems, made when one needs the host.
 	dir := state.Dir(r.cfg.StateDir).Scratch(r.c.namespace, r.c.id)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-		return err
+	made := false
+	mkdir := func() error {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+			return err
+		}
+		if err := r.j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
+			return err
+		}
+		made = true
+		return os.Mkdir(dir, 0o700)
 	}
-	if err := r.j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return err
-	}
-	rootfs := filepath.Join(r.c.bundle, "rootfs")
 	// Disk scratch images are copies of one formatted once per size.
 	mounter := host.WithTemplates(r.mounter, state.Dir(r.cfg.StateDir).Templates())
 	for i, sc := range r.class.Scratch {
 		if err := underForeignMount(r.c.spec, sc.Path); err != nil {
 			return err
 		}
-		owner, err := overlay.LookupOwner(r.c.rootfs, sc.Path)
+		lower, err := overlay.OpenLower(r.c.rootfs, root, sc.Path)
 		if errors.Is(err, overlay.ErrSymlink) {
-			// The overlay's lower is a host path: a link would lead it out.
+			// The scratch starts as the image's content at its path: a link
+			// would make it something else, maybe on the host.
 			return fmt.Errorf("scratch path %s is a symlink in the container's root, or under one: make it a directory, or use the link's target as the scratch path", sc.Path)
 		}
 		if err != nil {
 			return fmt.Errorf("scratch %s: %w", sc.Path, err)
 		}
 		scratch := overlay.Scratch{Path: sc.Path, Disk: sc.Medium == config.MediumDisk, Size: uint64(sc.Size)}
-		m, err := scratch.Setup(mounter, r.j, filepath.Join(dir, strconv.Itoa(i)), rootfs, owner)
+		if !made && scratch.OnHost(lower) {
+			if err := mkdir(); err != nil {
+				lower.Close()
+				return err
+			}
+		}
+		m, err := scratch.Setup(mounter, r.j, filepath.Join(dir, strconv.Itoa(i)), lower)
+		lower.Close()
 		if err != nil {
 			return fmt.Errorf("scratch %s: %w", sc.Path, err)
 		}
@@ -219,8 +239,11 @@ func (r *setupRun) scratch() error {
 
 // underForeignMount refuses a scratch path below a mount of the spec that
 // is not a fresh tmpfs (a Kubernetes emptyDir, a bind): runc mounts it first,
-// and the scratch overlay's lower, a host path, would be resolved through
-// what the container may have planted there.
+// so the scratch would land in what the container may have planted there,
+// and runc would make its mountpoint in that mount's source. It compares
+// paths only, to say so plainly; what keeps the scratch's content the
+// image's own, whatever links are planted, is that its lower is opened
+// beneath the image's layers (overlay.OpenLower).
 func underForeignMount(spec *specs.Spec, path string) error {
 	for _, m := range spec.Mounts {
 		dest := filepath.Clean(m.Destination)

@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/containerd-persist/containerd-persist/config"
+	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/state"
 	"github.com/containerd-persist/containerd-persist/volumes"
@@ -88,7 +89,7 @@ func (f *fakeHost) Unmount(target string) error {
 	return nil
 }
 
-func (f *fakeHost) MakeImage(path string, size uint64, journaled bool) error {
+func (f *fakeHost) MakeImage(path string, size uint64, _ host.ImageOptions) error {
 	if err := f.record("makeimage", path); err != nil {
 		return err
 	}
@@ -191,7 +192,7 @@ func (e *setupEnv) assertReleased(t *testing.T, id string) {
 	if _, err := os.Lstat(d.Scratch("ns", id)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("scratch dir left: %v", err)
 	}
-	locks, _ := filepath.Glob(filepath.Join(e.state, "locks", "ns", "*"))
+	locks, _ := filepath.Glob(filepath.Join(e.srv, ".locks", "ns", "*"))
 	for _, l := range locks {
 		if h, _ := volumes.ReadHolder(l); h.Container == id {
 			t.Errorf("lock %s still held by %s", l, id)
@@ -330,7 +331,7 @@ size = "1MiB"
 			classes: `
 [backends.gone]
 type = "dir"
-path = "SRV/not-mounted"
+path = "SRV-not-mounted"
 [classes.c]
 mode = "immutable"
 [[classes.c.scratch]]
@@ -418,7 +419,7 @@ func TestStorageSetupVolume(t *testing.T) {
 	if fi, err := os.Lstat(data); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("data dir = %v, %v; want mode 0700 from the image", fi, err)
 	}
-	lock := filepath.Join(e.state, "locks", "ns", "pg-data")
+	lock := filepath.Join(e.srv, ".locks", "ns", "pg-data")
 	if h, ok := volumes.ReadHolder(lock); !ok || h.Container != "c1" || h.Namespace != "ns" || h.PID != os.Getpid() {
 		t.Errorf("lock holder = %+v, %v; want c1 of this shim", h, ok)
 	}
@@ -470,7 +471,7 @@ func TestStorageSetupVolumeHeldBySibling(t *testing.T) {
 	if err := e.setup(t, cfg, e.container("c1", map[string]string{AnnotationName: "pg"})); err != nil {
 		t.Fatal(err)
 	}
-	lock := filepath.Join(e.state, "locks", "ns", "pg-data")
+	lock := filepath.Join(e.srv, ".locks", "ns", "pg-data")
 	for _, id := range []string{"c2", "c3"} {
 		c := e.container(id, map[string]string{AnnotationName: "pg"})
 		c.bundle = filepath.Join(e.tmp, "bundle-"+id)

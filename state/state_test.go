@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/mount"
 
+	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
@@ -40,7 +41,9 @@ func (u *unmounts) Unmount(target string) error {
 	*u = append(*u, target)
 	return nil
 }
-func (u *unmounts) MakeImage(string, uint64, bool) error { return errors.New("unexpected image") }
+func (u *unmounts) MakeImage(string, uint64, host.ImageOptions) error {
+	return errors.New("unexpected image")
+}
 
 func TestUndoerSync(t *testing.T) {
 	u := Undoer{Mounter: &unmounts{}, Locks: volumes.NewLocks()}

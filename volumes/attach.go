@@ -17,12 +17,12 @@ import (
 
 // AttachOptions says which volume to attach, and how to make it if missing.
 type AttachOptions struct {
-	ID        ID
-	Backend   Backend
-	Size      uint64 // of a new loopfile volume
-	Shared    bool
-	Class     string
-	Holder    Holder
+	ID      ID
+	Backend Backend
+	Size    uint64 // of a new loopfile volume
+	Shared  bool
+	Class   string
+	Holder  Holder
 	// Image, for a machine root volume, is the image under its layer; a
 	// change of image is recorded, or refused when RefuseImageChange is set.
 	Image             *Image

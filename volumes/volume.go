@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/host"
 )
@@ -25,9 +27,10 @@ const (
 
 // Backend is a place where volumes live.
 type Backend struct {
-	Name string
-	Type string // Dir or Loopfile
-	Path string
+	Name       string
+	Type       string // Dir or Loopfile
+	Path       string
+	Overcommit bool // Loopfile: make sparse images, without reserving their space
 }
 
 // Image is the identity of the image layers under a machine volume's layer.
@@ -47,9 +50,11 @@ type ImageChange struct {
 type Meta struct {
 	Name         string        `json:"name"`
 	Namespace    string        `json:"namespace"`
+	Tenant       string        `json:"tenant,omitempty"`
 	Backend      string        `json:"backend"`
 	Type         string        `json:"type"`
 	Size         uint64        `json:"size,omitempty"`
+	Overcommit   bool          `json:"overcommit,omitempty"` // its image's space was not reserved
 	Created      time.Time     `json:"created"`
 	LastAttached time.Time     `json:"last_attached,omitzero"`
 	LastHolder   string        `json:"last_holder,omitempty"`
@@ -76,25 +81,32 @@ func Open(stateDir string, m host.Mounter, locks *Locks) *Store {
 	return &Store{stateDir: stateDir, mounter: m, locks: locks}
 }
 
-// Dir returns the directory of volume name of namespace ns in backend b.
-func (b Backend) Dir(ns, name string) string { return filepath.Join(b.Path, ns, name) }
+// Dir returns the directory of a volume in backend b.
+func (b Backend) Dir(id ID) string { return filepath.Join(b.Path, id.rel()) }
 
-// LockPath returns the path of a volume's lock.
-func (s *Store) LockPath(ns, name string) string {
-	return filepath.Join(s.stateDir, "locks", ns, name)
-}
+// LockPath returns the path of a volume's lock. It lives in the backend,
+// with the volume, so that every config, state dir and persistctl that
+// shares the backend sees who holds the volume.
+func (b Backend) LockPath(id ID) string { return b.LockAt(id.rel()) }
+
+// locksDir holds the locks of a backend's volumes; no namespace starts
+// with a dot.
+const locksDir = ".locks"
 
 // MountPath returns where a loopfile volume is mounted while attached.
-func (s *Store) MountPath(ns, name string) string {
-	return filepath.Join(s.stateDir, "mounts", ns, name)
+func (s *Store) MountPath(id ID) string {
+	return filepath.Join(s.stateDir, "mounts", id.rel())
 }
+
+// ID returns the identity the metadata records.
+func (m Meta) ID() (ID, error) { return NewID(m.Namespace, m.Tenant, m.Name) }
 
 // ReadMeta reads the metadata of a volume directory.
 func ReadMeta(dir string) (Meta, error) {
 	var m Meta
-	b, err := os.ReadFile(filepath.Join(dir, metaFile))
+	b, err := readNoFollow(filepath.Join(dir, metaFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return m, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("volume %s does not exist", filepath.Base(dir)))
+		return m, fmt.Errorf("%w: volume %s does not exist", errdefs.ErrNotFound, filepath.Base(dir))
 	}
 	if err != nil {
 		return m, err
@@ -103,6 +115,34 @@ func ReadMeta(dir string) (Meta, error) {
 		return m, fmt.Errorf("read %s: %w", filepath.Join(dir, metaFile), err)
 	}
 	return m, nil
+}
+
+// readMetaOf reads the metadata of volume id in dir, and checks that dir
+// holds that volume: two long names could share a directory name only if
+// their hashes met, and then the second is refused, never given the first.
+func readMetaOf(dir string, id ID) (Meta, error) {
+	m, err := ReadMeta(dir)
+	if errdefs.IsNotFound(err) {
+		return m, fmt.Errorf("%w: volume %s does not exist", errdefs.ErrNotFound, id)
+	}
+	if err != nil {
+		return m, err
+	}
+	if m.Name != id.name || m.Namespace != id.namespace || m.Tenant != id.tenant {
+		return m, fmt.Errorf("%w: %s holds volume %s, not %s: give the volume another name",
+			errdefs.ErrAlreadyExists, dir, Quote(m.Name), Quote(id.name))
+	}
+	return m, nil
+}
+
+// readNoFollow reads a file that must not be a link.
+func readNoFollow(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // WriteMeta replaces a volume's metadata atomically.
@@ -134,31 +174,32 @@ func WriteMeta(dir string, m Meta) error {
 
 // Create makes a volume in b, whole or not at all: it is built in a hidden
 // directory beside its place and renamed into place. Creating a volume that
-// exists is ErrAlreadyExists.
-func (s *Store) Create(b Backend, m Meta) error { return s.create(b, m, nil, false) }
+// exists is ErrAlreadyExists. The identity in m is set from id.
+func (s *Store) Create(b Backend, id ID, m Meta) error { return s.create(b, id, m, nil, false) }
 
 // create is Create; fill, when set, fills the hidden directory before it is
 // renamed into place.
-func (s *Store) create(b Backend, m Meta, fill func(tmp string) error, replace bool) (retErr error) {
-	if err := ValidateName(m.Name); err != nil {
+func (s *Store) create(b Backend, id ID, m Meta, fill func(tmp string) error, replace bool) (retErr error) {
+	if err := id.check(); err != nil {
 		return err
 	}
-	parent := filepath.Join(b.Path, m.Namespace)
+	m.Namespace, m.Tenant, m.Name = id.namespace, id.tenant, id.name
+	final := b.Dir(id)
+	parent := filepath.Dir(final)
 	if err := s.checkBackend(b); err != nil {
 		return err
 	}
-	if b.Type == Loopfile {
+	if b.Type == Loopfile && !b.Overcommit { // overcommit may promise more than there is
 		if err := checkFree(b, m.Size); err != nil {
 			return err
 		}
 	}
 	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return fmt.Errorf("create volume %s: %w", m.Name, err)
+		return fmt.Errorf("create volume %s: %w", id, err)
 	}
-	final := b.Dir(m.Namespace, m.Name)
 	tmp := hiddenPath(final, creatingPrefix)
 	if err := os.Mkdir(tmp, 0o700); err != nil {
-		return fmt.Errorf("create volume %s: %w", m.Name, err)
+		return fmt.Errorf("create volume %s: %w", id, err)
 	}
 	defer func() {
 		if retErr != nil {
@@ -171,7 +212,7 @@ func (s *Store) create(b Backend, m Meta, fill func(tmp string) error, replace b
 			return err
 		}
 	case Loopfile:
-		if err := s.mounter.MakeImage(filepath.Join(tmp, imageFile), m.Size, true); err != nil {
+		if err := s.mounter.MakeImage(filepath.Join(tmp, imageFile), m.Size, host.ImageOptions{Journaled: true, Sparse: b.Overcommit}); err != nil {
 			return fmt.Errorf("create volume %s: %w", m.Name, err)
 		}
 	}
@@ -181,6 +222,7 @@ func (s *Store) create(b Backend, m Meta, fill func(tmp string) error, replace b
 		}
 	}
 	m.Backend, m.Type, m.Created = b.Name, b.Type, time.Now().UTC()
+	m.Overcommit = b.Type == Loopfile && b.Overcommit
 	if err := WriteMeta(tmp, m); err != nil {
 		return err
 	}
@@ -190,7 +232,7 @@ func (s *Store) create(b Backend, m Meta, fill func(tmp string) error, replace b
 	if replace {
 		// One atomic swap: at no moment is neither volume in place.
 		if err := exchange(tmp, final); err != nil {
-			return fmt.Errorf("replace volume %s: %w", m.Name, err)
+			return fmt.Errorf("replace volume %s: %w", id, err)
 		}
 		if err := syncDir(parent); err != nil {
 			return err
@@ -201,7 +243,7 @@ func (s *Store) create(b Backend, m Meta, fill func(tmp string) error, replace b
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, unixENOTEMPTY) {
-			return errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf("volume %s already exists in namespace %s", m.Name, m.Namespace))
+			return fmt.Errorf("%w: volume %s already exists", errdefs.ErrAlreadyExists, id)
 		}
 		return fmt.Errorf("create volume %s: %w", m.Name, err)
 	}
@@ -216,25 +258,36 @@ func hiddenPath(dir, prefix string) string {
 	return filepath.Join(filepath.Dir(dir), prefix+filepath.Base(dir)+"-"+hex.EncodeToString(rnd[:]))
 }
 
-// checkBackend says what to do when a backend's directory is missing. One
-// under the state dir is made: the store owns it. One elsewhere may be a
-// mountpoint whose storage is not mounted, and writing there would fill the
-// wrong filesystem.
+// checkBackend says what to do when a backend's directory is missing, and
+// refuses one that others could change. One missing under the state dir is
+// made: the store owns it. One elsewhere may be a mountpoint whose storage
+// is not mounted, and writing there would fill the wrong filesystem.
 func (s *Store) checkBackend(b Backend) error {
-	fi, err := os.Stat(b.Path)
+	_, err := os.Stat(b.Path)
 	if errors.Is(err, fs.ErrNotExist) && strings.HasPrefix(b.Path, s.stateDir+"/") {
-		return os.MkdirAll(b.Path, 0o700)
+		if err := os.MkdirAll(b.Path, 0o700); err != nil {
+			return fmt.Errorf("backend %s: %w", b.Name, err)
+		}
+	} else if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: backend %s: directory %s does not exist: create it (or mount its storage) first",
+			errdefs.ErrFailedPrecondition, b.Name, b.Path)
 	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf(
-			"backend %s: directory %s does not exist: create it (or mount its storage) first", b.Name, b.Path))
-	}
-	if err != nil {
+	// Whoever can write a backend can plant a volume, or a link where a
+	// volume's content should be, that a container then mounts.
+	if err := host.CheckPrivateDir(b.Path); err != nil {
 		return fmt.Errorf("backend %s: %w", b.Name, err)
 	}
-	if !fi.IsDir() {
-		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf(
-			"backend %s: %s is not a directory: point path at a directory", b.Name, b.Path))
-	}
 	return nil
+}
+
+// backendExists says whether a backend's directory exists, refusing one that
+// others could change. A missing backend has no volumes to read.
+func backendExists(b Backend) (bool, error) {
+	if _, err := os.Stat(b.Path); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err := host.CheckPrivateDir(b.Path); err != nil {
+		return false, fmt.Errorf("backend %s: %w", b.Name, err)
+	}
+	return true, nil
 }

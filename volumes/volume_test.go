@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 
+	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
 )
 
@@ -27,6 +28,7 @@ type mounterCall struct {
 	mount     mount.Mount
 	size      uint64
 	journaled bool
+	sparse    bool
 	steps     []journal.Step
 }
 
@@ -67,8 +69,8 @@ func (f *recordingMounter) Unmount(target string) error {
 	return f.record(mounterCall{op: "unmount", target: target})
 }
 
-func (f *recordingMounter) MakeImage(path string, size uint64, journaled bool) error {
-	if err := f.record(mounterCall{op: "makeimage", target: path, size: size, journaled: journaled}); err != nil {
+func (f *recordingMounter) MakeImage(path string, size uint64, o host.ImageOptions) error {
+	if err := f.record(mounterCall{op: "makeimage", target: path, size: size, journaled: o.Journaled, sparse: o.Sparse}); err != nil {
 		return err
 	}
 	return os.WriteFile(path, nil, 0o600)
@@ -110,12 +112,12 @@ func TestCreateDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := time.Now().UTC()
-	if err := s.Create(b, Meta{Name: "v1", Namespace: "ns", Class: "db"}); err != nil {
+	if err := s.Create(b, vid("ns", "v1"), Meta{Class: "db"}); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(b.Path, "ns", "v1")
-	if dir != b.Dir("ns", "v1") {
-		t.Fatalf("Dir = %s, want %s", b.Dir("ns", "v1"), dir)
+	if dir != b.Dir(vid("ns", "v1")) {
+		t.Fatalf("Dir = %s, want %s", b.Dir(vid("ns", "v1")), dir)
 	}
 	fi, err := os.Lstat(filepath.Join(dir, "fs"))
 	if err != nil || !fi.IsDir() {
@@ -135,7 +137,7 @@ func TestCreateDir(t *testing.T) {
 		t.Errorf("a dir volume made host calls: %q", f.ops())
 	}
 
-	err = s.Create(b, Meta{Name: "v1", Namespace: "ns"})
+	err = s.Create(b, vid("ns", "v1"), Meta{})
 	if !errdefs.IsAlreadyExists(err) || !strings.Contains(err.Error(), "v1") || !strings.Contains(err.Error(), "ns") {
 		t.Errorf("second Create = %v, want AlreadyExists naming the volume and namespace", err)
 	}
@@ -144,11 +146,11 @@ func TestCreateDir(t *testing.T) {
 	}
 
 	// Namespaces do not see each other's volumes.
-	if err := s.Create(b, Meta{Name: "v1", Namespace: "other"}); err != nil {
+	if err := s.Create(b, vid("other", "v1"), Meta{}); err != nil {
 		t.Errorf("same name in another namespace: %v", err)
 	}
 
-	if err := s.Create(b, Meta{Name: "../v2", Namespace: "ns"}); !errdefs.IsInvalidArgument(err) {
+	if err := s.Create(b, ID{}, Meta{}); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("Create with a bad name = %v, want InvalidArgument", err)
 	}
 	for _, ns := range []string{"ns", "other"} {
@@ -172,10 +174,10 @@ func TestCreateLoopfile(t *testing.T) {
 	t.Run("ok", func(t *testing.T) {
 		f := &recordingMounter{}
 		s := Open(filepath.Join(tmp, "state"), f, NewLocks())
-		if err := s.Create(b, Meta{Name: "ok", Namespace: "ns", Size: 1 << 20}); err != nil {
+		if err := s.Create(b, vid("ns", "ok"), Meta{Size: 1 << 20}); err != nil {
 			t.Fatal(err)
 		}
-		dir := b.Dir("ns", "ok")
+		dir := b.Dir(vid("ns", "ok"))
 		if len(f.calls) != 1 || f.calls[0].op != "makeimage" || f.calls[0].size != 1<<20 || !f.calls[0].journaled {
 			t.Fatalf("calls = %+v, want one journaled image of 1MiB", f.calls)
 		}
@@ -197,11 +199,11 @@ func TestCreateLoopfile(t *testing.T) {
 	t.Run("image fails", func(t *testing.T) {
 		f := &recordingMounter{failAt: 1}
 		s := Open(filepath.Join(tmp, "state"), f, NewLocks())
-		err := s.Create(b, Meta{Name: "bad", Namespace: "ns", Size: 1 << 20})
+		err := s.Create(b, vid("ns", "bad"), Meta{Size: 1 << 20})
 		if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "create volume bad") {
 			t.Fatalf("Create = %v, want the injected failure, wrapped", err)
 		}
-		if _, err := os.Lstat(b.Dir("ns", "bad")); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(b.Dir(vid("ns", "bad"))); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("half-made volume visible: %v", err)
 		}
 	})
@@ -209,7 +211,7 @@ func TestCreateLoopfile(t *testing.T) {
 	t.Run("larger than the free space", func(t *testing.T) {
 		f := &recordingMounter{}
 		s := Open(filepath.Join(tmp, "state"), f, NewLocks())
-		err := s.Create(b, Meta{Name: "huge", Namespace: "ns2", Size: 1 << 60})
+		err := s.Create(b, vid("ns2", "huge"), Meta{Size: 1 << 60})
 		if !errdefs.IsResourceExhausted(err) {
 			t.Fatalf("Create = %v, want ResourceExhausted", err)
 		}
@@ -282,12 +284,12 @@ func TestCreateBackendDir(t *testing.T) {
 					tt.prepare(t, b.Path)
 				}
 				s := Open(state, &recordingMounter{}, NewLocks())
-				err := s.Create(b, Meta{Name: "v", Namespace: "ns", Size: 1 << 20})
+				err := s.Create(b, vid("ns", "v"), Meta{Size: 1 << 20})
 				if tt.wantErr == nil {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if _, err := ReadMeta(b.Dir("ns", "v")); err != nil {
+					if _, err := ReadMeta(b.Dir(vid("ns", "v"))); err != nil {
 						t.Error(err)
 					}
 					return
@@ -340,4 +342,13 @@ func TestMeta(t *testing.T) {
 	if _, err := ReadMeta(dir); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "volume.json")) {
 		t.Errorf("ReadMeta of a corrupt file = %v, want an error naming it", err)
 	}
+}
+
+// vid is the ID of volume name of namespace ns, of no tenant.
+func vid(ns, name string) ID {
+	id, err := NewID(ns, "", name)
+	if err != nil {
+		panic(err)
+	}
+	return id
 }

@@ -67,10 +67,23 @@ func loadConfig(c *cli.Context) (*config.Config, error) {
 func backends(cfg *config.Config) []volumes.Backend {
 	var out []volumes.Backend
 	for _, name := range slices.Sorted(maps.Keys(cfg.Backends)) {
-		b := cfg.Backends[name]
-		out = append(out, volumes.Backend{Name: b.Name, Type: string(b.Type), Path: b.Path})
+		out = append(out, volumeBackend(cfg.Backends[name]))
 	}
 	return out
+}
+
+// volumeBackend is the volume store's view of a configured backend.
+func volumeBackend(b *config.Backend) volumes.Backend {
+	return volumes.Backend{Name: b.Name, Type: string(b.Type), Path: b.Path, Overcommit: b.Overcommit}
+}
+
+func tenantFlag() cli.Flag {
+	return &cli.StringFlag{Name: "tenant", Usage: "`TENANT` of the volumes: under Kubernetes, the pod's namespace (default: none)"}
+}
+
+// volumeID is the volume NAME of -n and --tenant.
+func volumeID(c *cli.Context, name string) (volumes.ID, error) {
+	return volumes.NewID(namespace(c), c.String("tenant"), name)
 }
 
 func openStore(cfg *config.Config) *volumes.Store {

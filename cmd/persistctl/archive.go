@@ -20,7 +20,7 @@ func exportCommand(backendFlag cli.Flag) *cli.Command {
 		Description: "FILE is written whole or not at all; without FILE, or with -, the tar goes to stdout.\n" +
 			"A volume a container holds is refused: stop that container first.",
 		ArgsUsage: "NAME [FILE|-]",
-		Flags:     []cli.Flag{namespaceFlag(), backendFlag},
+		Flags:     []cli.Flag{namespaceFlag(), tenantFlag(), backendFlag},
 		Action:    volumesExport,
 	}
 }
@@ -32,7 +32,7 @@ func importCommand() *cli.Command {
 		Description: "Reads FILE, or stdin without FILE or with -. The volume is made whole or not at all.\n" +
 			"Entries that would land outside the volume, or write through a link, fail the import.",
 		ArgsUsage: "NAME [FILE|-]",
-		Flags: []cli.Flag{namespaceFlag(), jsonFlag,
+		Flags: []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag,
 			&cli.StringFlag{Name: "backend", Usage: "`BACKEND` to make it in (default: the only backend)"},
 			&cli.StringFlag{Name: "size", Usage: "`SIZE` of a loopfile volume (default: the exported volume's, else the backend's default_size)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing volume that no container holds"}},
@@ -45,7 +45,7 @@ func volumesExport(c *cli.Context) (retErr error) {
 	if err != nil {
 		return err
 	}
-	s, b, err := find(c, cfg, a[0])
+	s, b, id, err := find(c, cfg, a[0])
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func volumesExport(c *cli.Context) (retErr error) {
 		return errors.New("stdout is a terminal: give a FILE, or pipe the tar into a file or command")
 	}
 	p := startProgress(c, "export "+a[0], 0)
-	err = s.Export(b, namespace(c), a[0], p.writer(w), holder(c, "export"))
+	err = s.Export(b, id, p.writer(w), holder(c, "export"))
 	p.stop()
 	return err
 }
@@ -107,9 +107,13 @@ func volumesImport(c *cli.Context) error {
 	if !c.IsSet("size") {
 		size = 0 // the exported volume's, else the default
 	}
-	ns, name := namespace(c), a[0]
+	name := a[0]
+	id, err := volumeID(c, name)
+	if err != nil {
+		return err
+	}
 	s := openStore(cfg)
-	if err := refuseElsewhere(cfg, s, ns, name, b.Name); err != nil {
+	if err := refuseElsewhere(cfg, s, id, b.Name); err != nil {
 		return err
 	}
 	var r io.Reader = c.App.Reader
@@ -127,9 +131,8 @@ func volumesImport(c *cli.Context) error {
 	}
 	p := startProgress(c, "import "+name, total)
 	m, err := s.Import(p.reader(r), volumes.ImportOptions{
-		Namespace:   ns,
-		Name:        name,
-		Backend:     volumes.Backend{Name: b.Name, Type: string(b.Type), Path: b.Path},
+		ID:          id,
+		Backend:     volumeBackend(b),
 		Size:        size,
 		DefaultSize: uint64(b.DefaultSize),
 		Force:       c.Bool("force"),
@@ -142,6 +145,6 @@ func volumesImport(c *cli.Context) error {
 	if c.Bool("json") {
 		return printJSON(c, m)
 	}
-	fmt.Fprintf(c.App.Writer, "imported volume %s into namespace %s, backend %s\n", name, ns, b.Name)
+	fmt.Fprintf(c.App.Writer, "imported volume %s into backend %s\n", id, b.Name)
 	return nil
 }

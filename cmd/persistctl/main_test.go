@@ -303,7 +303,7 @@ func TestDoctor(t *testing.T) {
 			t.Errorf("containerd check passed with no containerd")
 		}
 	}
-	if want := "overlayfs tmpfs ext4 loop devices mkfs.ext4 containerd runc shim config"; strings.Join(names, " ") != want {
+	if want := "overlayfs tmpfs ext4 loop devices mkfs.ext4 containerd runc shim config overcommit"; strings.Join(names, " ") != want {
 		t.Errorf("checks %v, want %s", names, want)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -23,7 +24,7 @@ func volumesCommand() *cli.Command {
 				Name:    "ls",
 				Aliases: []string{"list"},
 				Usage:   "list volumes, with the container that holds each",
-				Flags: []cli.Flag{namespaceFlag(), jsonFlag,
+				Flags: []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag,
 					&cli.BoolFlag{Name: "all-namespaces", Aliases: []string{"A"}, Usage: "list the volumes of every namespace"}},
 				Action: volumesList,
 			},
@@ -31,14 +32,14 @@ func volumesCommand() *cli.Command {
 				Name:      "inspect",
 				Usage:     "print a volume's metadata",
 				ArgsUsage: "NAME",
-				Flags:     []cli.Flag{namespaceFlag(), jsonFlag, backendFlag},
+				Flags:     []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag, backendFlag},
 				Action:    volumesInspect,
 			},
 			{
 				Name:      "create",
 				Usage:     "create an empty volume",
 				ArgsUsage: "NAME",
-				Flags: []cli.Flag{namespaceFlag(), jsonFlag,
+				Flags: []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag,
 					&cli.StringFlag{Name: "backend", Usage: "`BACKEND` to create it in (default: the only backend)"},
 					&cli.StringFlag{Name: "size", Usage: "`SIZE` of a loopfile volume, like 10GiB (default: the backend's default_size)"},
 					&cli.StringFlag{Name: "class", Usage: "`CLASS` to record as the volume's"}},
@@ -49,14 +50,14 @@ func volumesCommand() *cli.Command {
 				Aliases:   []string{"remove"},
 				Usage:     "remove volumes that no container holds",
 				ArgsUsage: "NAME...",
-				Flags:     []cli.Flag{namespaceFlag(), backendFlag},
+				Flags:     []cli.Flag{namespaceFlag(), tenantFlag(), backendFlag},
 				Action:    volumesRemove,
 			},
 			{
 				Name:      "du",
 				Usage:     "measure what a volume's content takes: bytes and inodes",
 				ArgsUsage: "NAME",
-				Flags:     []cli.Flag{namespaceFlag(), jsonFlag, backendFlag},
+				Flags:     []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag, backendFlag},
 				Action:    volumesDu,
 			},
 			exportCommand(backendFlag),
@@ -78,13 +79,16 @@ func volumesList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.IsSet("tenant") {
+		infos = slices.DeleteFunc(infos, func(v volumes.Info) bool { return v.Tenant != c.String("tenant") })
+	}
 	if c.Bool("json") {
 		if infos == nil {
 			infos = []volumes.Info{}
 		}
 		return printJSON(c, infos)
 	}
-	tw := newTable(c, "NAMESPACE", "NAME", "BACKEND", "TYPE", "SIZE", "USED", "ATTACHED TO", "SINCE", "LAST ATTACHED")
+	tw := newTable(c, "NAMESPACE", "TENANT", "NAME", "BACKEND", "TYPE", "SIZE", "USED", "ATTACHED TO", "SINCE", "LAST ATTACHED")
 	for _, v := range infos {
 		var size, used, to, since string
 		if v.Size > 0 {
@@ -99,24 +103,28 @@ func volumesList(c *cli.Context) error {
 				to = "(shared)"
 			}
 		}
-		row(tw, v.Namespace, v.Name, v.Backend, v.Type, size, used, to, since, when(v.LastAttached))
+		row(tw, v.Namespace, v.Tenant, v.Name, v.Backend, v.Type, size, used, to, since, when(v.LastAttached))
 	}
 	return tw.Flush()
 }
 
 // find finds the named volume of the namespace, in --backend if given.
-func find(c *cli.Context, cfg *config.Config, name string) (*volumes.Store, volumes.Backend, error) {
+func find(c *cli.Context, cfg *config.Config, name string) (*volumes.Store, volumes.Backend, volumes.ID, error) {
+	id, err := volumeID(c, name)
+	if err != nil {
+		return nil, volumes.Backend{}, id, err
+	}
 	s := openStore(cfg)
 	bs := backends(cfg)
 	if want := c.String("backend"); want != "" {
 		b, ok := cfg.Backend(want)
 		if !ok {
-			return nil, volumes.Backend{}, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("backend %q is not in config %s", want, cfg.Source))
+			return nil, volumes.Backend{}, id, fmt.Errorf("%w: backend %s is not in config %s", errdefs.ErrNotFound, volumes.Quote(want), cfg.Source)
 		}
-		bs = []volumes.Backend{{Name: b.Name, Type: string(b.Type), Path: b.Path}}
+		bs = []volumes.Backend{volumeBackend(b)}
 	}
-	b, _, err := s.Find(bs, namespace(c), name)
-	return s, b, err
+	b, _, err := s.Find(bs, id)
+	return s, b, id, err
 }
 
 // inspectInfo is volumes inspect --json: the listing plus where its lock
@@ -132,17 +140,17 @@ func volumesInspect(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	s, b, err := find(c, cfg, a[0])
+	s, b, id, err := find(c, cfg, a[0])
 	if err != nil {
 		return err
 	}
-	info, err := s.Inspect(b, namespace(c), a[0])
+	info, err := s.Inspect(b, id)
 	if err != nil {
 		return err
 	}
-	out := inspectInfo{Info: info, Lock: s.LockPath(info.Namespace, info.Name)}
+	out := inspectInfo{Info: info, Lock: b.LockPath(id)}
 	if info.Type == volumes.Loopfile {
-		out.Mount = s.MountPath(info.Namespace, info.Name)
+		out.Mount = s.MountPath(id)
 	}
 	if c.Bool("json") {
 		return printJSON(c, out)
@@ -154,6 +162,7 @@ func printInspect(c *cli.Context, v inspectInfo) error {
 	tw := newTable(c, "FIELD", "VALUE")
 	row(tw, "name", v.Name)
 	row(tw, "namespace", v.Namespace)
+	row(tw, "tenant", v.Tenant)
 	row(tw, "backend", v.Backend)
 	row(tw, "type", v.Type)
 	if v.Size > 0 {
@@ -225,13 +234,13 @@ func volumeSize(c *cli.Context, b *config.Backend) (uint64, error) {
 
 // refuseElsewhere refuses a name that another backend already holds: one
 // name is one lock, so two volumes of one name could not both be attached.
-func refuseElsewhere(cfg *config.Config, s *volumes.Store, ns, name, backend string) error {
-	b, _, err := s.Find(backends(cfg), ns, name)
+func refuseElsewhere(cfg *config.Config, s *volumes.Store, id volumes.ID, backend string) error {
+	b, _, err := s.Find(backends(cfg), id)
 	switch {
 	case errdefs.IsNotFound(err) || (err == nil && b.Name == backend):
 		return nil
 	case err == nil:
-		return errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf("volume %s already exists in namespace %s, in backend %s", name, ns, b.Name))
+		return fmt.Errorf("%w: volume %s already exists, in backend %s", errdefs.ErrAlreadyExists, id, b.Name)
 	}
 	return err
 }
@@ -249,23 +258,26 @@ func volumesCreate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ns, name := namespace(c), a[0]
+	id, err := volumeID(c, a[0])
+	if err != nil {
+		return err
+	}
 	s := openStore(cfg)
-	if err := refuseElsewhere(cfg, s, ns, name, b.Name); err != nil {
+	if err := refuseElsewhere(cfg, s, id, b.Name); err != nil {
 		return err
 	}
-	vb := volumes.Backend{Name: b.Name, Type: string(b.Type), Path: b.Path}
-	if err := s.CreateLocked(vb, volumes.Meta{Name: name, Namespace: ns, Size: size, Class: c.String("class")}, holder(c, "create")); err != nil {
+	vb := volumeBackend(b)
+	if err := s.CreateLocked(vb, id, volumes.Meta{Size: size, Class: c.String("class")}, holder(c, "create")); err != nil {
 		return err
 	}
-	info, err := s.Inspect(vb, ns, name)
+	info, err := s.Inspect(vb, id)
 	if err != nil {
 		return err
 	}
 	if c.Bool("json") {
 		return printJSON(c, info)
 	}
-	fmt.Fprintf(c.App.Writer, "created volume %s in namespace %s, backend %s\n", name, ns, b.Name)
+	fmt.Fprintf(c.App.Writer, "created volume %s in backend %s\n", id, b.Name)
 	return nil
 }
 
@@ -280,9 +292,9 @@ func volumesRemove(c *cli.Context) error {
 	}
 	var errs []error
 	for _, name := range a {
-		s, b, err := find(c, cfg, name)
+		s, b, id, err := find(c, cfg, name)
 		if err == nil {
-			err = s.Remove(b, namespace(c), name, holder(c, "rm"))
+			err = s.Remove(b, id, holder(c, "rm"))
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -297,6 +309,7 @@ func volumesRemove(c *cli.Context) error {
 type duInfo struct {
 	Name      string `json:"name"`
 	Namespace string `json:"namespace"`
+	Tenant    string `json:"tenant,omitempty"`
 	Backend   string `json:"backend"`
 	volumes.Usage
 }
@@ -306,16 +319,16 @@ func volumesDu(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	s, b, err := find(c, cfg, a[0])
+	s, b, id, err := find(c, cfg, a[0])
 	if err != nil {
 		return err
 	}
-	u, err := s.Usage(b, namespace(c), a[0], holder(c, "du"))
+	u, err := s.Usage(b, id, holder(c, "du"))
 	if err != nil {
 		return err
 	}
 	if c.Bool("json") {
-		return printJSON(c, duInfo{Name: a[0], Namespace: namespace(c), Backend: b.Name, Usage: u})
+		return printJSON(c, duInfo{Name: id.Name(), Namespace: id.Namespace(), Tenant: id.Tenant(), Backend: b.Name, Usage: u})
 	}
 	tw := newTable(c, "NAME", "BYTES", "APPARENT", "INODES", "IMAGE")
 	image := ""

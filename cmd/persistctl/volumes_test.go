@@ -45,7 +45,7 @@ func TestVolumesLifecycle(t *testing.T) {
 		t.Errorf("create --json = %+v", made)
 	}
 	w.okJSON(&made, "volumes", "create", "--json", "--backend", "sized", "--size", "8MiB", "data")
-	if made.Type != "loopfile" || made.Size != 8<<20 || made.Used == nil || *made.Used == 0 || *made.Used >= 8<<20 {
+	if made.Type != "loopfile" || made.Size != 8<<20 || made.Used == nil || *made.Used < 8<<20 { // reserved: every block allocated
 		t.Errorf("create --json of a loopfile volume = %+v (used %v)", made, made.Used)
 	}
 	w.okJSON(&made, "-n", "other", "volumes", "create", "--json", "--backend", "sized", "big")
