@@ -308,3 +308,33 @@ func TestRemoveAllStopsAtMountPoints(t *testing.T) {
 		}
 	}
 }
+
+func TestCursorDownRefuses(t *testing.T) {
+	root := t.TempDir()
+	mustT(t, os.Mkdir(filepath.Join(root, "dir"), 0o755))
+	mustT(t, os.WriteFile(filepath.Join(root, "file"), nil, 0o644))
+	mustT(t, os.Symlink("dir", filepath.Join(root, "link")))
+	mustT(t, os.Symlink("/", filepath.Join(root, "abs")))
+	c, err := Open(root)
+	mustT(t, err)
+	defer c.Close()
+	for name, want := range map[string]error{
+		"link": unix.ELOOP, "abs": unix.ELOOP, "file": unix.ENOTDIR, "missing": unix.ENOENT,
+		"dir/..": unix.EINVAL, "..": unix.EINVAL, ".": unix.EINVAL, "": unix.EINVAL,
+	} {
+		if err := c.Down(name); !errors.Is(err, want) {
+			t.Errorf("Down(%q) = %v, want %v", name, err, want)
+		}
+		if c.Depth() != 0 {
+			t.Fatalf("a failed Down(%q) moved the cursor", name)
+		}
+	}
+	mustT(t, c.Down("dir"))
+	if c.Depth() != 1 || c.Name() != "dir" || c.Path() != "dir" {
+		t.Errorf("after Down: depth %d, name %q, path %q", c.Depth(), c.Name(), c.Path())
+	}
+	mustT(t, c.Up())
+	if err := c.Up(); err == nil {
+		t.Error("Up at the root succeeded")
+	}
+}

@@ -61,8 +61,9 @@ func entryPath(name string) (string, error) {
 	case strings.ContainsRune(name, 0):
 		return "", bad("holds a NUL byte")
 	}
-	for _, c := range strings.Split(name, "/") {
-		if c == ".." {
+	for rest := name; rest != ""; {
+		var c string
+		if c, rest, _ = strings.Cut(rest, "/"); c == ".." {
 			return "", bad("climbs out with ..")
 		}
 	}
