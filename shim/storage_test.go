@@ -112,8 +112,8 @@ type setupEnv struct {
 	storage                        *storage
 }
 
-// newSetupEnv makes the environment; the layer has /tmp and /var/tmp
-// directories, /var/lib/db, and a regular file at /data.
+// newSetupEnv makes the environment; the layer has /tmp with a file in it,
+// an empty /var/tmp, /var/lib/db, and a regular file at /data.
 func newSetupEnv(t *testing.T) *setupEnv {
 	t.Helper()
 	tmp := t.TempDir()
@@ -133,8 +133,10 @@ func newSetupEnv(t *testing.T) *setupEnv {
 	if err := os.Chmod(filepath.Join(e.layer, "tmp"), 0o777|fs.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(e.layer, "data"), nil, 0o644); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"data", "tmp/from-image"} {
+		if err := os.WriteFile(filepath.Join(e.layer, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e.storage = newStorage("", e.host)
 	return e
@@ -245,13 +247,17 @@ func TestStorageSetupScratch(t *testing.T) {
 		dests = append(dests, m.Destination+" "+m.Type)
 	}
 	// The class decides what is at its paths: the spec's /tmp is replaced.
-	if want := []string{"/proc proc", "/tmp overlay", "/var/tmp overlay"}; !reflect.DeepEqual(dests, want) {
+	// /tmp is laid over the image's on the host; /var/tmp has nothing to
+	// lay over, so the container gets its disk's upper directory.
+	if want := []string{"/proc proc", "/tmp bind", "/var/tmp bind"}; !reflect.DeepEqual(dests, want) {
 		t.Errorf("mounts = %q, want %q", dests, want)
 	}
-	if lower := c.spec.Mounts[1].Options[0]; lower != "lowerdir="+filepath.Join(e.bundle, "rootfs", "tmp") {
-		t.Errorf("/tmp overlay %s, want the bundle's rootfs/tmp", lower)
+	for i, src := range []string{filepath.Join(s0, "merged"), filepath.Join(s1, "upper")} {
+		if got := c.spec.Mounts[i+1].Source; got != src {
+			t.Errorf("%s is a bind of %s, want %s", c.spec.Mounts[i+1].Destination, got, src)
+		}
 	}
-	want := []string{"mount " + s0, "makeimage " + s1 + ".img", "mount " + s1}
+	want := []string{"mount " + s0, "mount " + s0 + "/merged", "makeimage " + s1 + ".img", "mount " + s1}
 	if got := e.host.ops(); !reflect.DeepEqual(got, want) {
 		t.Errorf("host calls = %q, want %q", got, want)
 	}
@@ -275,7 +281,7 @@ func TestStorageSetupScratch(t *testing.T) {
 	if err := e.storage.teardownBundle(e.bundle, "ns", "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := e.host.ops(), []string{"unmount " + s1, "unmount " + s0}; !reflect.DeepEqual(got, want) {
+	if got, want := e.host.ops(), []string{"unmount " + s1, "unmount " + s0 + "/merged", "unmount " + s0}; !reflect.DeepEqual(got, want) {
 		t.Errorf("teardown calls = %q, want %q", got, want)
 	}
 	e.assertReleased(t, "c1")
@@ -305,25 +311,26 @@ size = "1MiB"
 `,
 			wantErr: []string{"scratch /data", "not a directory in the image"},
 			wantCalls: func(s string) []string {
-				return []string{"mount " + s + "/0", "unmount " + s + "/0"}
+				return []string{"mount " + s + "/0", "mount " + s + "/0/merged", "unmount " + s + "/0/merged", "unmount " + s + "/0"}
 			},
 		},
 		{
 			name:    "second scratch image fails",
 			classes: twoScratch,
-			failAt:  2,
+			failAt:  3,
 			wantErr: []string{"scratch /var/tmp", "injected"},
 			wantCalls: func(s string) []string {
-				return []string{"mount " + s + "/0", "makeimage " + s + "/1.img", "unmount " + s + "/0"}
+				return []string{"mount " + s + "/0", "mount " + s + "/0/merged", "makeimage " + s + "/1.img", "unmount " + s + "/0/merged", "unmount " + s + "/0"}
 			},
 		},
 		{
 			name:    "second scratch mount fails",
 			classes: twoScratch,
-			failAt:  3,
+			failAt:  4,
 			wantErr: []string{"scratch /var/tmp", "injected"},
 			wantCalls: func(s string) []string {
-				return []string{"mount " + s + "/0", "makeimage " + s + "/1.img", "mount " + s + "/1", "unmount " + s + "/1", "unmount " + s + "/0"}
+				return []string{"mount " + s + "/0", "mount " + s + "/0/merged", "makeimage " + s + "/1.img", "mount " + s + "/1",
+					"unmount " + s + "/1", "unmount " + s + "/0/merged", "unmount " + s + "/0"}
 			},
 		},
 		{
