@@ -148,3 +148,19 @@ func (tc *tcase) ctrExec(id string, cmd ...string) string {
 	}
 	return out
 }
+
+// TestHugeAnnotationShortError: a 100 KB name or class annotation is
+// refused with one short line, and leaves nothing behind.
+func TestHugeAnnotationShortError(t *testing.T) {
+	tc := newMachineCase(t)
+	huge := strings.Repeat("x", 100000)
+	for i, a := range [][]string{{class("vm"), volName(huge)}, {class(huge)}} {
+		out, err := tc.run("huge"+string(rune('a'+i)), image1, a, "true")
+		if err == nil {
+			t.Fatalf("a 100 KB annotation was taken: %s", out)
+		}
+		if len(out) > 2000 || !strings.Contains(out, "100000 bytes") {
+			t.Errorf("error of %d bytes, want one short line that says the value's size: %.300s", len(out), out)
+		}
+	}
+}

@@ -205,7 +205,8 @@ func TestNamespacesSeparateVolumes(t *testing.T) {
 
 func TestHostileNamesRefused(t *testing.T) {
 	tc := newMachineCase(t)
-	for i, name := range []string{"../x", "a/b", "..", "Upper", strings.Repeat("a", 64), ".hidden", "a b"} {
+	// Capitals (nerdctl names) and long names (Kubernetes) are valid.
+	for i, name := range []string{"../x", "a/b", "..", "a~b", "@t", strings.Repeat("a", 513), ".hidden", "a b"} {
 		out, err := tc.run(fmt.Sprintf("h%d", i), image1, []string{class("vm"), volName(name)}, "true")
 		if err == nil {
 			t.Errorf("name %q was accepted", name)
@@ -215,6 +216,9 @@ func TestHostileNamesRefused(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(filepath.Join(tc.dir, "volumes"))
 	for _, e := range entries {
+		if e.Name() == ".locks" { // empty: the harness checks
+			continue
+		}
 		sub, _ := os.ReadDir(filepath.Join(tc.dir, "volumes", e.Name()))
 		for _, s := range sub {
 			t.Errorf("a refused name left a volume: %s/%s", e.Name(), s.Name())

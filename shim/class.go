@@ -7,6 +7,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/containerd-persist/containerd-persist/config"
+	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
 // Annotations that a container's OCI spec may carry.
@@ -27,7 +28,8 @@ const (
 const nerdctlName = "nerdctl/name"
 
 // resolveClass picks the class of a container: the class annotation if it
-// names a selectable class, else the config's default_class.
+// names a selectable class or the default one, else the config's
+// default_class.
 func resolveClass(cfg *config.Config, annotations map[string]string) (*config.Class, error) {
 	name, asked := annotations[AnnotationClass]
 	if !asked {
@@ -35,12 +37,13 @@ func resolveClass(cfg *config.Config, annotations map[string]string) (*config.Cl
 	}
 	class, ok := cfg.Class(name)
 	if !ok {
-		return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("class %q is not in config %s (classes: %s): pick one of them in %s",
-			name, cfg.Source, strings.Join(cfg.ClassNames(), ", "), AnnotationClass))
+		return nil, fmt.Errorf("%w: class %s is not in config %s (classes: %s): pick one of them in %s",
+			errdefs.ErrNotFound, volumes.Quote(name), cfg.Source, strings.Join(cfg.ClassNames(), ", "), AnnotationClass)
 	}
-	if asked && !class.Selectable {
-		return nil, errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf(
-			"class %q may not be picked by annotation: set selectable = true on it in config %s", name, cfg.Source))
+	// Naming the default class asks for nothing more than no annotation.
+	if asked && !class.Selectable && name != cfg.DefaultClass {
+		return nil, fmt.Errorf("%w: class %s may not be picked by annotation: set selectable = true on it in config %s",
+			errdefs.ErrPermissionDenied, volumes.Quote(name), cfg.Source)
 	}
 	return class, nil
 }

@@ -66,11 +66,16 @@ func TestResolveClass(t *testing.T) {
 			wantMsg:     []string{`"locked"`, "selectable = true", "/etc/containerd/persist.toml"},
 		},
 		{
-			// Only selectable classes may be asked for, the default too.
-			name:        "default class not selectable",
+			// Naming the default class gives what no annotation gives.
+			name:        "default class named though not selectable",
 			annotations: map[string]string{AnnotationClass: "web"},
-			wantErr:     errdefs.IsPermissionDenied,
-			wantMsg:     []string{"selectable = true"},
+			want:        "web",
+		},
+		{
+			name:        "a 100 KB class name is cut in the error",
+			annotations: map[string]string{AnnotationClass: strings.Repeat("x", 100000)},
+			wantErr:     errdefs.IsNotFound,
+			wantMsg:     []string{"100000 bytes"},
 		},
 	}
 	for _, tt := range tests {

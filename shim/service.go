@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -105,7 +106,7 @@ func (s *service) prepare(ctx context.Context, r *taskapi.CreateTaskRequest) (*c
 	}
 	opts, err := splitOptions(r.Options)
 	if err != nil {
-		return nil, nil, nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return nil, nil, nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
 	}
 	r.Options = opts.runc
 	spec, err := readSpec(r.Bundle)
@@ -119,7 +120,7 @@ func (s *service) prepare(ctx context.Context, r *taskapi.CreateTaskRequest) (*c
 	}
 	cfg, err := s.configs.load(opts)
 	if err != nil {
-		return nil, nil, nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return nil, nil, nil, classifyConfigError(err)
 	}
 	class, err := resolveClass(cfg, spec.Annotations)
 	if err != nil {
@@ -172,6 +173,24 @@ func (s *service) bundleOf(id string) (string, error) {
 		return "", err
 	}
 	return filepath.Join(filepath.Dir(cwd), id), nil
+}
+
+// classifyConfigError gives a config that could not be had its errdefs
+// class, keeping the cause: a bad config is an invalid argument, a file
+// that cannot be read says why.
+func classifyConfigError(err error) error {
+	var bad *config.Error
+	switch {
+	case errors.As(err, &bad):
+		return fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w: %w", errdefs.ErrPermissionDenied, err)
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %w", errdefs.ErrNotFound, err)
+	case errdefs.IsFailedPrecondition(err), errdefs.IsInvalidArgument(err):
+		return err
+	}
+	return fmt.Errorf("%w: %w", errdefs.ErrFailedPrecondition, err)
 }
 
 func writeSpec(bundle string, spec *specs.Spec) error {

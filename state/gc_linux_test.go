@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -255,4 +256,39 @@ func vid(ns, name string) volumes.ID {
 		panic(err)
 	}
 	return id
+}
+
+// TestGCLockErrorIsNoLiveHolder: only a held lock means a live container.
+// A lock gc cannot take for another reason is an error, not "live".
+func TestGCLockErrorIsNoLiveHolder(t *testing.T) {
+	needRoot(t)
+	root := t.TempDir()
+	d := Dir(filepath.Join(root, "state"))
+	b := volumes.Backend{Name: "sized", Type: volumes.Loopfile, Path: filepath.Join(root, "images")}
+	mnt := filepath.Join(string(d), "mounts", "ns", "v")
+	mountTmpfs(t, mnt)
+	// A directory where the volume's lock file should be: it cannot be
+	// opened as a lock, and no one holds it.
+	mustT(t, os.MkdirAll(filepath.Join(b.LockPath(vid("ns", "v")), "x"), 0o700))
+	g := NewGC(d, []volumes.Backend{b}, host.Linux{})
+	found, err := g.Find()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mount *Leftover
+	for i := range found {
+		if found[i].Kind == KindMount {
+			mount = &found[i]
+		}
+	}
+	if mount == nil {
+		t.Fatalf("Find = %v, want the mount", kindsAndPaths(found))
+	}
+	err = g.Remove(*mount)
+	if err == nil || errors.Is(err, ErrLive) {
+		t.Errorf("Remove with a lock that cannot be taken = %v, want an error that is not ErrLive", err)
+	}
+	if ok, _ := mountinfo.Mounted(mnt); !ok {
+		t.Error("gc unmounted the volume without its lock")
+	}
 }
