@@ -33,6 +33,10 @@ const (
 type Step struct {
 	Kind Kind   `json:"kind"`
 	Path string `json:"path"`
+	// Lock, when set, is the volume lock that this step's undo must
+	// succeed before: a volume that may still be mounted or unsynced here
+	// keeps its lock, so no other container mounts it meanwhile.
+	Lock string `json:"lock,omitempty"`
 }
 
 // Journal is an open journal file that steps are appended to.
@@ -149,13 +153,11 @@ type BeforeUndoer interface {
 }
 
 // Undo undoes steps in reverse order. It goes on past a failed step, so that
-// everything that can be released is, and returns every failure. But a
-// volume whose sync or unmount failed keeps its lock (the Lock step recorded
-// before them): another container must not mount it while it may still be
-// mounted here.
+// everything that can be released is, and returns every failure. But a lock
+// that a failed step names in its Lock field is kept.
 func Undo(steps []Step, u Undoer) error {
 	var errs []error
-	keepLock := false
+	kept := map[string]bool{}
 	for i := len(steps) - 1; i >= 0; i-- {
 		s := steps[i]
 		if b, ok := u.(BeforeUndoer); ok {
@@ -168,8 +170,7 @@ func Undo(steps []Step, u Undoer) error {
 		case Mount:
 			err = u.Unmount(s.Path)
 		case Lock:
-			if keepLock {
-				keepLock = false
+			if kept[s.Path] {
 				errs = append(errs, fmt.Errorf("kept lock %s: its volume was not released", s.Path))
 				continue
 			}
@@ -186,7 +187,9 @@ func Undo(steps []Step, u Undoer) error {
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("undo %s %s: %w", s.Kind, s.Path, err))
-			keepLock = keepLock || s.Kind == Mount || s.Kind == Sync
+			if s.Lock != "" {
+				kept[s.Lock] = true
+			}
 		}
 	}
 	return errors.Join(errs...)

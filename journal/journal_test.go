@@ -110,9 +110,9 @@ func TestRead(t *testing.T) {
 	}{
 		{name: "empty", data: "", want: nil},
 		{name: "whole lines", data: dirLine + "\n" + mountLine + "\n",
-			want: []Step{{Dir, "/a"}, {Mount, "/a"}}},
+			want: []Step{{Dir, "/a", ""}, {Mount, "/a", ""}}},
 		{name: "torn last line", data: dirLine + "\n" + `{"kind":"mou`,
-			want: []Step{{Dir, "/a"}}},
+			want: []Step{{Dir, "/a", ""}}},
 		{name: "torn only line", data: `{"kind"`, want: nil},
 		{name: "bad middle line", data: dirLine + "\nnot json\n" + mountLine + "\n",
 			wantErr: "line 2"},
@@ -145,16 +145,30 @@ func TestRead(t *testing.T) {
 	}
 }
 
-// A failed unmount keeps only its own volume's lock: the Lock recorded just
-// before it.
+// A failed unmount keeps only the lock it names: its own volume's.
 func TestUndoKeepsOnlyTheFailedVolumesLock(t *testing.T) {
 	steps := []Step{
-		{Lock, "/locks/a"}, {Mount, "/ma"}, {Sync, "/ma"},
-		{Lock, "/locks/b"}, {Mount, "/mb"}, {Sync, "/mb"},
+		{Lock, "/locks/a", ""}, {Mount, "/ma", "/locks/a"}, {Sync, "/ma", "/locks/a"},
+		{Lock, "/locks/b", ""}, {Mount, "/mb", "/locks/b"}, {Sync, "/mb", "/locks/b"},
 	}
 	u := &recordingUndoer{fail: map[string]error{"/mb": errors.New("device or resource busy")}}
 	Undo(steps, u)
 	want := []string{"sync /mb", "unmount /mb", "sync /ma", "unmount /ma", "unlock /locks/a"}
+	if !reflect.DeepEqual(u.calls, want) {
+		t.Errorf("undo calls = %q, want %q", u.calls, want)
+	}
+}
+
+// A failed scratch unmount names no lock, and keeps none: the volume
+// beside it was released whole.
+func TestUndoScratchFailureKeepsNoLock(t *testing.T) {
+	steps := []Step{
+		{Lock, "/locks/v", ""}, {Mount, "/mv", "/locks/v"}, {Sync, "/mv", "/locks/v"},
+		{Dir, "/scratch", ""}, {Mount, "/scratch/0", ""},
+	}
+	u := &recordingUndoer{fail: map[string]error{"/scratch/0": errors.New("device or resource busy")}}
+	Undo(steps, u)
+	want := []string{"unmount /scratch/0", "sync /mv", "unmount /mv", "unlock /locks/v"}
 	if !reflect.DeepEqual(u.calls, want) {
 		t.Errorf("undo calls = %q, want %q", u.calls, want)
 	}
@@ -177,16 +191,16 @@ func TestUndo(t *testing.T) {
 		t.Fatal(err)
 	}
 	steps := []Step{
-		{Lock, "/locks/v"},
-		{Dir, dir},
-		{Dir, full},                          // not empty: stays, and says so
-		{Dir, filepath.Join(tmp, "never")},   // never made: success
-		{File, filepath.Join(tmp, "nofile")}, // never made: success
-		{Mount, "/m1"},
-		{File, file},
-		{Sync, "/v/fs"},
-		{Mount, "/m2"},
-		{Kind("bogus"), "/b"},
+		{Lock, "/locks/v", ""},
+		{Dir, dir, ""},
+		{Dir, full, ""},                          // not empty: stays, and says so
+		{Dir, filepath.Join(tmp, "never"), ""},   // never made: success
+		{File, filepath.Join(tmp, "nofile"), ""}, // never made: success
+		{Mount, "/m1", ""},
+		{File, file, ""},
+		{Sync, "/v/fs", "/locks/v"},
+		{Mount, "/m2", "/locks/v"},
+		{Kind("bogus"), "/b", ""},
 	}
 	u := &recordingUndoer{fail: map[string]error{"/m2": errBusy, "/v/fs": errIO}}
 	err := Undo(steps, u)
@@ -223,7 +237,7 @@ func TestUndo(t *testing.T) {
 
 func TestReplay(t *testing.T) {
 	errBusy := errors.New("device busy")
-	steps := []Step{{Lock, "/locks/v"}, {Mount, "/m1"}, {Mount, "/m2"}}
+	steps := []Step{{Lock, "/locks/v", ""}, {Mount, "/m1", ""}, {Mount, "/m2", ""}}
 
 	t.Run("removes the journal when all steps are undone", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "j")
@@ -374,7 +388,7 @@ func TestBeforeRecord(t *testing.T) {
 	if !reflect.DeepEqual(seen, []int{0, 1, 2}) || j.Recorded() != 2 {
 		t.Errorf("hook saw %v, Recorded = %d; want [0 1 2], 2", seen, j.Recorded())
 	}
-	if got, _ := Read(path); !reflect.DeepEqual(got, []Step{{Dir, "/a"}, {Dir, "/b"}}) {
+	if got, _ := Read(path); !reflect.DeepEqual(got, []Step{{Dir, "/a", ""}, {Dir, "/b", ""}}) {
 		t.Errorf("journal = %v, want the steps before the failed one", got)
 	}
 }
@@ -398,7 +412,7 @@ func TestBeforeUndo(t *testing.T) {
 	errBusy := errors.New("busy")
 	u := &stoppingUndoer{stopAt: 2, err: errStop}
 	u.fail = map[string]error{"/m3": errBusy}
-	steps := []Step{{Mount, "/m1"}, {Mount, "/m2"}, {Mount, "/m3"}, {Mount, "/m4"}}
+	steps := []Step{{Mount, "/m1", ""}, {Mount, "/m2", ""}, {Mount, "/m3", ""}, {Mount, "/m4", ""}}
 	err := Undo(steps, u)
 	if !errors.Is(err, errStop) || !errors.Is(err, errBusy) {
 		t.Errorf("Undo = %v, want the stop and the failure before it", err)

@@ -10,7 +10,7 @@ import (
 )
 
 // FuzzAnnotations: whatever a container's annotations say, a class is picked
-// only if it exists and may be picked, and a volume name that passes
+// only if it exists and may be picked (or is the default), and a volume name that passes
 // validation is one plain path component.
 func FuzzAnnotations(f *testing.F) {
 	f.Add("vm", "db-1", "default", "c1")
@@ -21,8 +21,8 @@ func FuzzAnnotations(f *testing.F) {
 	f.Fuzz(func(t *testing.T, class, name, namespace, id string) {
 		ann := map[string]string{AnnotationClass: class, AnnotationName: name, criSandboxName: name}
 		c, err := resolveClass(cfg, ann)
-		if err == nil && !c.Selectable {
-			t.Fatalf("class %q was picked by annotation but is not selectable", class)
+		if err == nil && !c.Selectable && c.Name != cfg.DefaultClass {
+			t.Fatalf("class %q was picked by annotation but is neither selectable nor the default", class)
 		}
 		vars := templateVars(ann, namespace, id)
 		for _, tmpl := range []string{"{name}", "{k8s.pod}-data", "{namespace}.{container}"} {

@@ -68,11 +68,11 @@ func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
 	}
 	a.Root = filepath.Join(a.Dir, contentFS)
 	if meta.Type == Loopfile {
-		if a.Root, err = s.mountImage(j, a.Dir, id); err != nil {
+		if a.Root, err = s.mountImage(j, a.Dir, id, lock); err != nil {
 			return fail(err)
 		}
 	}
-	if err := j.Record(journal.Step{Kind: journal.Sync, Path: a.Root}); err != nil {
+	if err := j.Record(journal.Step{Kind: journal.Sync, Path: a.Root, Lock: lock}); err != nil {
 		return nil, err
 	}
 	if o.Image != nil {
@@ -92,7 +92,8 @@ func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
 }
 
 // mountImage loop-mounts a loopfile volume's image under the state dir.
-func (s *Store) mountImage(j *journal.Journal, dir string, id ID) (string, error) {
+// Its unmount guards lock: a volume that may still be mounted here keeps it.
+func (s *Store) mountImage(j *journal.Journal, dir string, id ID, lock string) (string, error) {
 	target := s.MountPath(id)
 	image := filepath.Join(dir, imageFile)
 	if err := checkImageFree(image); err != nil {
@@ -107,7 +108,7 @@ func (s *Store) mountImage(j *journal.Journal, dir string, id ID) (string, error
 	if err := os.Mkdir(target, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", err
 	}
-	if err := j.Record(journal.Step{Kind: journal.Mount, Path: target}); err != nil {
+	if err := j.Record(journal.Step{Kind: journal.Mount, Path: target, Lock: lock}); err != nil {
 		return "", err
 	}
 	m := mount.Mount{Type: "ext4", Source: image, Options: []string{"loop"}}

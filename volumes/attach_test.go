@@ -123,7 +123,7 @@ func TestAttachDir(t *testing.T) {
 	if a.Dir != dir || a.Root != filepath.Join(dir, "fs") {
 		t.Errorf("attached at %s, root %s; want %s, %s/fs", a.Dir, a.Root, dir, dir)
 	}
-	want := []journal.Step{{Kind: journal.Lock, Path: lock}, {Kind: journal.Sync, Path: a.Root}}
+	want := []journal.Step{{Kind: journal.Lock, Path: lock}, {Kind: journal.Sync, Path: a.Root, Lock: lock}}
 	if got := e.steps(t); !reflect.DeepEqual(got, want) {
 		t.Errorf("journal = %v, want %v", got, want)
 	}
@@ -180,8 +180,8 @@ func TestAttachLoopfile(t *testing.T) {
 	}
 	lockStep := journal.Step{Kind: journal.Lock, Path: lock}
 	dirStep := journal.Step{Kind: journal.Dir, Path: mnt}
-	mountStep := journal.Step{Kind: journal.Mount, Path: mnt}
-	syncStep := journal.Step{Kind: journal.Sync, Path: mnt}
+	mountStep := journal.Step{Kind: journal.Mount, Path: mnt, Lock: lock}
+	syncStep := journal.Step{Kind: journal.Sync, Path: mnt, Lock: lock}
 	if got, want := e.steps(t), []journal.Step{lockStep, dirStep, mountStep, syncStep}; !reflect.DeepEqual(got, want) {
 		t.Errorf("journal = %v, want %v", got, want)
 	}
