@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -31,26 +30,6 @@ func needRoot(t *testing.T) {
 	t.Skip("needs root")
 }
 
-// limitFDs lets the test open at most n more descriptors than are open now,
-// until it ends: code that holds one per level fails with EMFILE.
-func limitFDs(t *testing.T, n int) {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	lim := old
-	lim.Cur = uint64(len(entries) + n)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
-}
-
 func mustT(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -72,7 +51,7 @@ func deepDir(t *testing.T) string {
 func TestWalkDeepTree(t *testing.T) {
 	root := deepDir(t)
 	fstreetest.Chain(t, root, "d", deep, "f", "bottom\n")
-	limitFDs(t, MaxOpen+8)
+	fstreetest.LimitFDs(t, MaxOpen+8)
 	var dirs, files int
 	var bottom string
 	err := Walk(root, func(e *Entry) error {
@@ -104,7 +83,7 @@ func TestWalkClimbsBack(t *testing.T) {
 		fstreetest.Chain(t, filepath.Join(root, top), "d", 3*MaxOpen, "f", top)
 	}
 	mustT(t, os.WriteFile(filepath.Join(root, "z"), nil, 0o644))
-	limitFDs(t, MaxOpen+8)
+	fstreetest.LimitFDs(t, MaxOpen+8)
 	var got []string
 	err := Walk(root, func(e *Entry) error {
 		if e.Stat.Mode&unix.S_IFMT != unix.S_IFDIR || e.Name != "d" {
@@ -210,7 +189,7 @@ func TestRemoveAllDeepTree(t *testing.T) {
 	root := filepath.Join(dir, "tree")
 	mustT(t, os.Mkdir(root, 0o755))
 	fstreetest.Chain(t, root, "d", deep, "f", "bottom\n")
-	limitFDs(t, MaxOpen+8)
+	fstreetest.LimitFDs(t, MaxOpen+8)
 	if err := RemoveAll(root); err != nil {
 		t.Fatalf("RemoveAll: %.300v", err)
 	}
@@ -236,7 +215,7 @@ func TestRemoveAllWideAndDeep(t *testing.T) {
 		}
 		mustT(t, os.WriteFile(filepath.Join(mid, name), nil, 0o644))
 	}
-	limitFDs(t, MaxOpen+8)
+	fstreetest.LimitFDs(t, MaxOpen+8)
 	mustT(t, RemoveAll(root))
 	if _, err := os.Lstat(root); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the tree is still there: %v", err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd-persist/containerd-persist/fstree"
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/volumes"
@@ -278,8 +279,9 @@ func (g *GC) unmountAndRemove(dir string, all bool) error {
 		return errors.Join(err, fmt.Errorf("%s is still mounted", strings.Join(ms, ", ")))
 	}
 	if all {
-		// RemoveAll never follows a symlink: it unlinks them.
-		return os.RemoveAll(dir)
+		// RemoveAll never follows a symlink (it unlinks them), and removes
+		// a tree of any depth.
+		return fstree.RemoveAll(dir)
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/containerd-persist/containerd-persist/fstree"
 	"github.com/containerd-persist/containerd-persist/fstree/fstreetest"
+	"github.com/containerd-persist/containerd-persist/host"
 )
 
 // pastPathMax is deep enough that a path from the root to the bottom
@@ -38,26 +38,6 @@ func tmpfsDir(t *testing.T) string {
 		}
 	})
 	return dir
-}
-
-// limitFDs lets the test open at most n more descriptors than are open now,
-// until it ends: code that holds one per level fails with EMFILE.
-func limitFDs(t *testing.T, n int) {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	lim := old
-	lim.Cur = uint64(len(entries) + n)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
 }
 
 // deepState is what a round trip must keep of a deep chain.
@@ -151,7 +131,7 @@ func TestExportImportPastPathMax(t *testing.T) {
 			want.dirs, want.oldDirs, len(want.bottomPath), want.hardLinked)
 	}
 
-	limitFDs(t, 2*fstree.MaxOpen+16) // the importer's cursor and one for a hard link's target
+	fstreetest.LimitFDs(t, 2*fstree.MaxOpen+16) // the importer's cursor and one for a hard link's target
 	var archive bytes.Buffer
 	if err := exportTree(src, &archive, Meta{Name: "deep"}); err != nil {
 		t.Fatalf("export: %.300v", err)
@@ -213,5 +193,63 @@ func TestImportDeepRefusalsAreShort(t *testing.T) {
 				t.Errorf("the import wrote /x: %v", err)
 			}
 		})
+	}
+}
+
+// deep is the depth of the trees du, rm and a forced import must handle: far
+// past RLIMIT_NOFILE (a container builds 21,000 levels in 13 s).
+const deep = 100_000
+
+// du and rm over a 100,000-level tree, and an import that replaces a deep
+// volume, with few descriptors.
+func TestUsageRemoveReplaceDeep(t *testing.T) {
+	dir := tmpfsDir(t)
+	if err := os.Mkdir(filepath.Join(dir, "volumes"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w := &archiveWorld{
+		store:   Open(filepath.Join(dir, "state"), host.Linux{}, NewLocks()),
+		backend: Backend{Name: "local", Type: Dir, Path: filepath.Join(dir, "volumes")},
+		holder:  Holder{Namespace: "ns", Container: "persistctl-test", Since: time.Now()},
+	}
+	var small bytes.Buffer
+	for _, name := range []string{"du", "small"} {
+		if err := w.store.Create(w.backend, vid("ns", name), Meta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.store.Export(w.backend, vid("ns", "small"), &small, w.holder); err != nil {
+		t.Fatal(err)
+	}
+	content := filepath.Join(w.backend.Dir(vid("ns", "du")), contentFS)
+	fstreetest.Chain(t, content, "d", deep, "f", "bottom\n")
+	fstreetest.LimitFDs(t, fstree.MaxOpen+16)
+
+	u, err := w.store.Usage(w.backend, vid("ns", "du"), w.holder)
+	if err != nil {
+		t.Fatalf("du: %.300v", err)
+	}
+	if u.Inodes != deep+2 || u.Apparent < 7 {
+		t.Errorf("du = %+v, want %d inodes: the root, %d directories and a file", u, deep+2, deep)
+	}
+	if err := w.store.Remove(w.backend, vid("ns", "du"), w.holder); err != nil {
+		t.Fatalf("rm: %.300v", err)
+	}
+	if _, err := os.Lstat(w.backend.Dir(vid("ns", "du"))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("rm left the volume: %v", err)
+	}
+
+	// Deeper than the descriptors allowed is enough to show the removal of
+	// the old volume is bounded; rm above showed the depth.
+	fstreetest.Chain(t, filepath.Join(w.backend.Dir(vid("ns", "small")), contentFS), "d", pastPathMax, "", "")
+	o := ImportOptions{ID: vid("ns", "small"), Backend: w.backend, Holder: w.holder, Force: true}
+	if _, err := w.store.Import(bytes.NewReader(small.Bytes()), o); err != nil {
+		t.Fatalf("import --force over a deep volume: %.300v", err)
+	}
+	if ls := leftHidden(t, filepath.Join(w.backend.Path, "ns")); len(ls) > 0 {
+		t.Errorf("hidden directories left: %v", ls)
+	}
+	if _, err := os.Lstat(filepath.Join(w.backend.Dir(vid("ns", "small")), contentFS, "d")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the replaced volume's tree is still in place: %v", err)
 	}
 }

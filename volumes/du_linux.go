@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/fstree"
 )
 
 // Usage is what a volume's content takes.
@@ -18,10 +20,11 @@ type Usage struct {
 	Image *uint64 `json:"image_bytes,omitempty"`
 }
 
-// Usage walks a volume's content, without following links or counting a
-// hard-linked file twice. A loopfile volume is walked where its container
-// has it mounted, or, when detached, mounted read-only for the walk under
-// the volume's lock, held as h.
+// Usage walks a volume's content, at any depth, without following links,
+// going into mounts or counting a hard-linked file twice (fstree.Walk). A
+// loopfile volume is walked where its container has it mounted, or, when
+// detached, mounted read-only for the walk under the volume's lock, held as
+// h.
 func (s *Store) Usage(b Backend, id ID, h Holder) (u Usage, retErr error) {
 	name := id.name
 	dir := b.Dir(id)
@@ -46,16 +49,17 @@ func (s *Store) Usage(b Backend, id ID, h Holder) (u Usage, retErr error) {
 		}
 	}()
 	seen := map[fileID]bool{}
-	err = walk(root, func(e *entry) error {
-		if e.st.Nlink > 1 && !isDir(&e.st) {
-			if seen[idOf(&e.st)] {
+	err = fstree.Walk(root, func(e *fstree.Entry) error {
+		st := &e.Stat
+		if st.Nlink > 1 && !isDir(st) {
+			if seen[idOf(st)] {
 				return nil
 			}
-			seen[idOf(&e.st)] = true
+			seen[idOf(st)] = true
 		}
 		u.Inodes++
-		u.Bytes += uint64(e.st.Blocks) * 512
-		u.Apparent += uint64(e.st.Size)
+		u.Bytes += uint64(st.Blocks) * 512
+		u.Apparent += uint64(st.Size)
 		return nil
 	})
 	if err != nil {

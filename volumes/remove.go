@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/containerd-persist/containerd-persist/fstree"
 )
 
 // Remove deletes a detached volume. It holds the volume's lock, as h, while
@@ -25,10 +27,9 @@ func (s *Store) Remove(b Backend, id ID, h Holder) error {
 		if err != nil {
 			return err
 		}
-		// os.RemoveAll unlinks symlinks and opens directories with O_NOFOLLOW
-		// (unlinkat and openat from the parent), so links a container planted
-		// are removed, never followed.
-		return os.RemoveAll(gone)
+		// Links a container planted are removed, never followed, and a tree
+		// of any depth goes: see fstree.RemoveAll.
+		return fstree.RemoveAll(gone)
 	})
 	if err != nil {
 		return fmt.Errorf("remove volume %s: %w", id, err)

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
+	"github.com/containerd-persist/containerd-persist/fstree"
 	"github.com/containerd-persist/containerd-persist/host"
 )
 
@@ -203,7 +204,7 @@ func (s *Store) create(b Backend, id ID, m Meta, fill func(tmp string) error, re
 	}
 	defer func() {
 		if retErr != nil {
-			os.RemoveAll(tmp) // never mounted: safe to remove whole
+			fstree.RemoveAll(tmp) // never mounted: safe to remove whole
 		}
 	}()
 	switch b.Type {
@@ -239,7 +240,7 @@ func (s *Store) create(b Backend, id ID, m Meta, fill func(tmp string) error, re
 		}
 		// tmp now holds the old volume, which the caller checked is not
 		// mounted; RemoveAll unlinks links, never follows them.
-		return os.RemoveAll(tmp)
+		return fstree.RemoveAll(tmp)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, unixENOTEMPTY) {

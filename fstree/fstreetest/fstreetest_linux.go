@@ -4,6 +4,7 @@
 package fstreetest
 
 import (
+	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -42,4 +43,25 @@ func Chain(t testing.TB, dir, name string, depth int, bottom, body string) {
 	if _, err := unix.Write(f, []byte(body)); err != nil {
 		t.Fatalf("write %s at depth %d: %v", bottom, depth, err)
 	}
+}
+
+// LimitFDs lets the test open at most n more descriptors than are open now,
+// until it ends (RLIMIT_NOFILE): code that holds one per level of a tree
+// fails with EMFILE.
+func LimitFDs(t testing.TB, n int) {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := old
+	lim.Cur = uint64(len(entries) + n)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &old) })
 }
