@@ -143,17 +143,19 @@ func (l Linux) mkfs(path string, size uint64, o ImageOptions, zeroItable bool) (
 
 // reserve allocates every block of f up to size, so that writes inside the
 // image never find its host filesystem full. Blocks already written stay
-// as they are; new ones read as zeros.
+// as they are; new ones read as zeros. Its errors wrap only their errdefs
+// class: errgrpc sends each other wrapped error along as a detail, which
+// ctr prints on lines of its own.
 func reserve(f *os.File, size uint64) error {
 	err := unix.Fallocate(int(f.Fd()), 0, 0, int64(size))
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, unix.ENOSPC):
-		return fmt.Errorf("%w: reserve %s for image %s: %w: free space on its filesystem, or ask for a smaller size",
+		return fmt.Errorf("%w: reserve %s for image %s: %v: free space on its filesystem, or ask for a smaller size",
 			errdefs.ErrResourceExhausted, config.Size(size).Approx(), f.Name(), err)
 	case errors.Is(err, unix.EOPNOTSUPP):
-		return fmt.Errorf("%w: reserve space for image %s: its filesystem cannot (fallocate: %w): put it on ext4, xfs or tmpfs, or set overcommit = true on a loopfile backend",
+		return fmt.Errorf("%w: reserve space for image %s: its filesystem cannot (fallocate: %v): put it on ext4, xfs or tmpfs, or set overcommit = true on a loopfile backend",
 			errdefs.ErrFailedPrecondition, f.Name(), err)
 	}
 	return fmt.Errorf("reserve %s for image %s: %w", config.Size(size).Approx(), f.Name(), err)

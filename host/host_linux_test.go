@@ -31,7 +31,7 @@ func requireRoot(t *testing.T) {
 	t.Skip("needs root")
 }
 
-func requireMkfs(t *testing.T) {
+func requireMkfs(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("mkfs.ext4"); err == nil {
 		return
@@ -169,9 +169,9 @@ func TestMakeImageReservesOrFails(t *testing.T) {
 		name := fmt.Sprintf("templates=%q", l.Templates)
 		big := filepath.Join(dir, "big.img")
 		err := l.MakeImage(big, 64<<20, ImageOptions{})
-		if !errdefs.IsResourceExhausted(err) || !errors.Is(err, unix.ENOSPC) ||
-			!strings.Contains(err.Error(), "reserve 64MiB for image "+big) || strings.Contains(err.Error(), "\n") {
-			t.Errorf("%s: a 64MiB reserved image on 48MiB = %v, want one line, ErrResourceExhausted and ENOSPC", name, err)
+		if !errdefs.IsResourceExhausted(err) || !strings.Contains(err.Error(), "reserve 64MiB for image "+big+": no space left on device") ||
+			strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: a 64MiB reserved image on 48MiB = %v, want one line saying so, ErrResourceExhausted", name, err)
 		}
 		if _, err := os.Lstat(big); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s: a failed image was left: %v", name, err)
