@@ -228,7 +228,7 @@ func TestPersistctlDoctor(t *testing.T) {
 		t.Fatalf("doctor: %v:\n%s", err, out)
 	}
 	mustContain(t, string(out), "containerd:   ok: 2.", "runc:         ok:", "shim:         ok: "+daemon.bin, "config:       ok: "+tc.configPath)
-	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 9 || strings.Count(string(out), " ok") != 9 {
-		t.Errorf("doctor: want 9 checks ok:\n%s", out)
+	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 10 || strings.Count(string(out), " ok") != 10 {
+		t.Errorf("doctor: want 10 checks ok:\n%s", out)
 	}
 }
