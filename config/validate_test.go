@@ -557,15 +557,3 @@ size = "2MiB"
 		t.Errorf("sizes at the limits changed: %+v %+v", c.Backends, c.Classes["web"].Scratch)
 	}
 }
-
-// Every state dir path the shim and the volume store use is inside one of
-// StateSubdirs, which backends must stay out of.
-func TestStateSubdirsAreDistinct(t *testing.T) {
-	for i, a := range StateSubdirs {
-		for _, b := range StateSubdirs[:i] {
-			if a == b || strings.Contains(a, "/") {
-				t.Errorf("StateSubdirs holds %q twice or nested", a)
-			}
-		}
-	}
-}
