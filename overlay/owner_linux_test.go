@@ -16,7 +16,7 @@ import (
 
 // requireRoot skips a test that needs root, unless CI is set: CI must run
 // every test, so there a skip is a failure.
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() == 0 {
 		return
@@ -29,7 +29,7 @@ func requireRoot(t *testing.T) {
 
 // tree makes entries under root: a name ending in "/" is a directory with
 // the given mode, "name -> target" a symlink, anything else a regular file.
-func tree(t *testing.T, root string, entries map[string]fs.FileMode) {
+func tree(t testing.TB, root string, entries map[string]fs.FileMode) {
 	t.Helper()
 	for _, e := range slices.Sorted(maps.Keys(entries)) { // parents first
 		if name, target, ok := strings.Cut(e, " -> "); ok {
@@ -57,7 +57,7 @@ func tree(t *testing.T, root string, entries map[string]fs.FileMode) {
 	}
 }
 
-func mkdirAll(t *testing.T, dir string) {
+func mkdirAll(t testing.TB, dir string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

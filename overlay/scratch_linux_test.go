@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/moby/sys/mountinfo"
 
 	"github.com/containerd-persist/containerd-persist/host"
@@ -116,7 +118,7 @@ func TestScratchSetupMountsTheCheckedLower(t *testing.T) {
 }
 
 // unmountAll unmounts, deepest first, what a failed test left under dir.
-func unmountAll(t *testing.T, dir string) {
+func unmountAll(t testing.TB, dir string) {
 	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		t.Error(err)
@@ -127,5 +129,63 @@ func unmountAll(t *testing.T, dir string) {
 		if err := (host.Linux{}).Unmount(m.Mountpoint); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// BenchmarkScratch times a scratch's host work at create (OpenLower, Setup,
+// and the mount runc makes of the spec mount) and at delete (the undo, and
+// the spec mount's unmount, as when the container's namespace goes), over
+// an image whose /tmp has a file and one whose /run is empty.
+func BenchmarkScratch(b *testing.B) {
+	requireRoot(b)
+	root := b.TempDir()
+	tree(b, root, map[string]fs.FileMode{"tmp/": 0o777 | fs.ModeSticky, "tmp/from-image": 0o644, "run/": 0o755})
+	rootfs := []mount.Mount{{Type: "bind", Source: root}}
+	for _, bc := range []struct {
+		name string
+		s    Scratch
+	}{
+		{"memory over content", Scratch{Path: "/tmp", Size: 64 << 20}},
+		{"memory empty", Scratch{Path: "/run", Size: 64 << 20}},
+		{"disk over content", Scratch{Path: "/tmp", Disk: true, Size: 64 << 20}},
+		{"disk empty", Scratch{Path: "/run", Disk: true, Size: 64 << 20}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			tmp := b.TempDir()
+			b.Cleanup(func() { unmountAll(b, tmp) })
+			h := host.Linux{Templates: filepath.Join(tmp, "templates")}
+			target := filepath.Join(tmp, "container")
+			mkdirAll(b, target)
+			var create, remove time.Duration
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				j, err := journal.Create(filepath.Join(tmp, "journal"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				l, err := OpenLower(rootfs, "", bc.s.Path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m, err := bc.s.Setup(h, j, filepath.Join(tmp, strconv.Itoa(i)), l)
+				l.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := h.Mount(mount.Mount{Type: m.Type, Source: m.Source, Options: m.Options}, target); err != nil {
+					b.Fatal(err)
+				}
+				mid := time.Now()
+				if err := h.Unmount(target); err != nil {
+					b.Fatal(err)
+				}
+				if err := j.Release(hostUndoer{h}); err != nil {
+					b.Fatal(err)
+				}
+				create, remove = create+mid.Sub(start), remove+time.Since(mid)
+			}
+			b.ReportMetric(float64(create.Microseconds())/float64(b.N), "µs-create/op")
+			b.ReportMetric(float64(remove.Microseconds())/float64(b.N), "µs-delete/op")
+		})
 	}
 }
