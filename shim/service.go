@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task"
@@ -75,13 +76,13 @@ func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *taskapi.CreateTaskResponse, retErr error) {
 	c, cfg, class, err := s.prepare(ctx, r)
 	if err != nil {
-		return nil, errgrpc.ToGRPC(err)
+		return nil, toTTRPC(err)
 	}
 	if class == nil {
 		return s.TTRPCTaskService.Create(ctx, r)
 	}
 	if err := s.storage.setup(ctx, cfg, class, c); err != nil {
-		return nil, errgrpc.ToGRPC(fmt.Errorf("container %s, class %s: %w", c.id, class.Name, err))
+		return nil, toTTRPC(fmt.Errorf("container %s, class %s: %w", c.id, class.Name, err))
 	}
 	defer func() {
 		if retErr != nil {
@@ -91,7 +92,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		}
 	}()
 	if err := writeSpec(c.bundle, c.spec); err != nil {
-		return nil, errgrpc.ToGRPC(err)
+		return nil, toTTRPC(err)
 	}
 	r.Rootfs = mount.ToProto(c.rootfs)
 	return s.TTRPCTaskService.Create(ctx, r)
@@ -224,3 +225,23 @@ func readSpec(bundle string) (*specs.Spec, error) {
 	}
 	return &spec, nil
 }
+
+// toTTRPC turns err into the task API's error: its errdefs class and its
+// message on one line. The cause stays inside the shim: a cause wrapped
+// beside the class would travel as a detail of its own, which ctr prints on
+// lines of their own.
+func toTTRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errgrpc.ToGRPC(&classed{class: errdefs.Resolve(err), msg: strings.ReplaceAll(err.Error(), "\n", "; ")})
+}
+
+// classed is an error of an errdefs class with a message of its own.
+type classed struct {
+	class error
+	msg   string
+}
+
+func (e *classed) Error() string { return e.msg }
+func (e *classed) Unwrap() error { return e.class }

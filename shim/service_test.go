@@ -1,8 +1,12 @@
 package shim
 
 import (
+	"strings"
+
 	"errors"
 	"fmt"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"google.golang.org/grpc/status"
 	"io/fs"
 	"testing"
 
@@ -30,5 +34,18 @@ func TestConfigErrorClass(t *testing.T) {
 		if !tt.class(got) || !errors.Is(got, tt.err) {
 			t.Errorf("%s: %v, want its class and its cause kept", tt.name, got)
 		}
+	}
+}
+
+// TestTTRPCErrorIsOneLine: what ctr prints of a failed create is one line
+// with the class of the cause, however many errors it joins.
+func TestTTRPCErrorIsOneLine(t *testing.T) {
+	_, bad := config.Parse([]byte("version = 2\nstate_dir = \"x\"\n"), "test.toml")
+	err := errgrpc.ToNative(toTTRPC(errors.Join(classifyConfigError(bad), errors.New("undo: busy"))))
+	if !errdefs.IsInvalidArgument(err) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("error = %q, want an invalid argument on one line", err)
+	}
+	if st, _ := status.FromError(toTTRPC(classifyConfigError(bad))); len(st.Details()) != 0 {
+		t.Errorf("status details %v, want none: ctr prints each on a line of its own", st.Details())
 	}
 }

@@ -93,11 +93,11 @@ func TestVolumesLifecycle(t *testing.T) {
 	var ins volumeJSON
 	w.okJSON(&ins, "volumes", "inspect", "--json", "data")
 	if ins.Name != "data" || ins.Type != "loopfile" || ins.Size != 8<<20 ||
-		ins.Lock != filepath.Join(w.dir, "state", "locks", "default", "data") ||
+		ins.Lock != filepath.Join(w.dir, "images", ".locks", "default", "data") ||
 		ins.Mount != filepath.Join(w.dir, "state", "mounts", "default", "data") {
 		t.Errorf("inspect --json = %+v", ins)
 	}
-	if r := w.run(nil, "volumes", "inspect", "nope"); r.code != 1 || !strings.Contains(r.stderr, "volume nope does not exist in namespace default") {
+	if r := w.run(nil, "volumes", "inspect", "nope"); r.code != 1 || !strings.Contains(r.stderr, "volume default/nope does not exist") {
 		t.Errorf("inspect of a missing volume: exit %d %q", r.code, r.stderr)
 	}
 
@@ -153,7 +153,7 @@ func TestRemoveHeldVolume(t *testing.T) {
 	w.ok("volumes", "create", "--backend", "local", "held")
 	locks := volumes.NewLocks()
 	h := volumes.Holder{Namespace: "default", Container: "web-7", Since: time.Now().UTC(), PID: os.Getpid()}
-	lock := filepath.Join(w.dir, "state", "locks", "default", "held")
+	lock := filepath.Join(w.dir, "volumes", ".locks", "default", "held")
 	if err := locks.Acquire(lock, h, false); err != nil {
 		t.Fatal(err)
 	}
