@@ -266,6 +266,9 @@ func TestOvercommitOptIn(t *testing.T) {
 	if len(listed) != 1 || listed[0]["name"] != "big" || listed[0]["overcommit"] != true {
 		t.Errorf("volumes ls --json = %v, want big with overcommit true", listed)
 	}
+	if table := tc.mustPersistctl(append(ns, "volumes", "ls")...); !containsLine(table, "big", "loopfile (overcommit)") {
+		t.Errorf("volumes ls does not mark big as overcommitted:\n%s", table)
+	}
 
 	// doctor fails other checks here (no shim on its PATH); the warning is
 	// a line of its own either way.

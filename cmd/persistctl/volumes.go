@@ -103,7 +103,11 @@ func volumesList(c *cli.Context) error {
 				to = "(shared)"
 			}
 		}
-		row(tw, v.Namespace, v.Tenant, v.Name, v.Backend, v.Type, size, used, to, since, when(v.LastAttached))
+		typ := v.Type
+		if v.Overcommit {
+			typ += " (overcommit)" // its space was not reserved
+		}
+		row(tw, v.Namespace, v.Tenant, v.Name, v.Backend, typ, size, used, to, since, when(v.LastAttached))
 	}
 	return tw.Flush()
 }
