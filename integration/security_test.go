@@ -43,7 +43,7 @@ func TestStorageIsPrivate(t *testing.T) {
 	private := []string{
 		tc.stateDir,
 		filepath.Join(tc.stateDir, "journal", tc.namespace, "priv"),
-		filepath.Join(tc.stateDir, "locks", tc.namespace, "priv-data"),
+		filepath.Join(tc.dir, "images", ".locks", tc.namespace, "priv-data"),
 		filepath.Join(tc.stateDir, "mounts", tc.namespace),
 		filepath.Join(tc.dir, "images", tc.namespace, "priv-data"),
 		filepath.Join(tc.dir, "images", tc.namespace, "priv-data", "volume.json"),
