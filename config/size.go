@@ -5,6 +5,8 @@ import (
 	"math/bits"
 	"strconv"
 	"strings"
+
+	"github.com/docker/go-units"
 )
 
 // Size is a byte count, written in the config like "64MiB" or "10g".
@@ -81,16 +83,7 @@ func (s *Size) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// Approx formats s rounded to one decimal in the largest binary unit below
-// it, like 3.2GiB: for messages, where String's exact form would be noise.
-func (s Size) Approx() string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	v, i := float64(s), 0
-	for v >= 1024 && i < len(units)-1 {
-		v, i = v/1024, i+1
-	}
-	if i == 0 {
-		return fmt.Sprintf("%dB", uint64(s))
-	}
-	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + units[i]
-}
+// Approx formats s to four significant digits in the largest binary unit
+// below it, like 3.2GiB or 1.234MiB: for messages and tables, where
+// String's exact form would be noise.
+func (s Size) Approx() string { return units.BytesSize(float64(s)) }

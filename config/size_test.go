@@ -119,7 +119,7 @@ func TestSizeApprox(t *testing.T) {
 	for _, c := range []struct {
 		in   Size
 		want string
-	}{{0, "0B"}, {1023, "1023B"}, {1024, "1KiB"}, {1536, "1.5KiB"}, {25165824, "24MiB"}, {3<<30 + 5, "3GiB"}, {3435973837, "3.2GiB"}} {
+	}{{0, "0B"}, {1023, "1023B"}, {1024, "1KiB"}, {1536, "1.5KiB"}, {25165824, "24MiB"}, {3<<30 + 5, "3GiB"}, {3435973837, "3.2GiB"}, {16 << 20, "16MiB"}, {1234567, "1.177MiB"}, {8 << 40, "8TiB"}} {
 		if got := c.in.Approx(); got != c.want {
 			t.Errorf("Size(%d).Approx() = %q, want %q", uint64(c.in), got, c.want)
 		}

@@ -2,6 +2,7 @@ package host
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
@@ -51,4 +52,18 @@ func CheckImageSize(size uint64, journaled bool) error {
 		return fmt.Errorf("%w: %s of %s is too large: sizes go up to %s", errdefs.ErrInvalidArgument, what, config.Size(size), config.MaxSize)
 	}
 	return nil
+}
+
+// Extent is a run of a file's bytes that holds data.
+type Extent struct{ Off, Len int64 }
+
+// SyncPath flushes the file or directory at path to disk: a directory, to
+// make the entries just made or renamed in it durable.
+func SyncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }

@@ -184,7 +184,7 @@ func (l Linux) template(size uint64) (string, error) {
 	if err := l.mkfs(tmp, size, ImageOptions{Sparse: true}, true); err != nil {
 		return "", fmt.Errorf("make image template: %w", err)
 	}
-	if err := syncPath(tmp); err != nil {
+	if err := SyncPath(tmp); err != nil {
 		os.Remove(tmp)
 		return "", err
 	}
@@ -192,7 +192,7 @@ func (l Linux) template(size uint64) (string, error) {
 		os.Remove(tmp)
 		return "", err
 	}
-	return path, syncPath(l.Templates)
+	return path, SyncPath(l.Templates)
 }
 
 // copyImage copies the sparse image src to the new file dst. When
@@ -237,24 +237,39 @@ func copyImage(src, dst string, reserved bool) (retErr error) {
 			return err
 		}
 	}
-	for off := int64(0); off < fi.Size(); {
-		data, err := unix.Seek(int(in.Fd()), off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			return nil // only a hole is left
-		}
-		if err != nil {
+	extents, err := DataExtents(int(in.Fd()), fi.Size())
+	if err != nil {
+		return err
+	}
+	for _, e := range extents {
+		if err := copyRange(in, out, e.Off, e.Len, !reserved); err != nil {
 			return err
 		}
-		hole, err := unix.Seek(int(in.Fd()), data, unix.SEEK_HOLE)
-		if err != nil {
-			return err
-		}
-		if err := copyRange(in, out, data, hole-data, !reserved); err != nil {
-			return err
-		}
-		off = hole
 	}
 	return nil
+}
+
+// DataExtents lists the runs of the file open as fd, below size, that hold
+// data, found with SEEK_DATA and SEEK_HOLE; what lies between them is holes.
+func DataExtents(fd int, size int64) ([]Extent, error) {
+	var extents []Extent
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole is left
+		}
+		if err != nil {
+			return nil, err
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, err
+		}
+		hole = min(hole, size)
+		extents = append(extents, Extent{Off: data, Len: hole - data})
+		off = hole
+	}
+	return extents, nil
 }
 
 // copyRange copies n bytes at off from in to out, in the kernel where it
@@ -274,16 +289,6 @@ func copyRange(in, out *os.File, off, n int64, inKernel bool) error {
 	}
 	_, err := io.Copy(io.NewOffsetWriter(out, off), io.NewSectionReader(in, off, n))
 	return err
-}
-
-// syncPath flushes a file or directory to disk.
-func syncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // output runs cmd and returns its combined output, through the monitor if

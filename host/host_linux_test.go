@@ -16,30 +16,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/config"
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
 )
-
-// requireRoot skips a test that needs root, unless CI is set: CI must run
-// every test, so there a skip is a failure.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("this test needs root, and CI is set: run the tests as root")
-	}
-	t.Skip("needs root")
-}
 
 func requireMkfs(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("mkfs.ext4"); err == nil {
-		return
+	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+		testenv.Skip(t, "needs mkfs.ext4", "install e2fsprogs")
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("mkfs.ext4 not found, and CI is set: install e2fsprogs")
-	}
-	t.Skip("mkfs.ext4 not found")
 }
 
 // superblock reads the ext4 superblock's magic and compat features.
@@ -154,7 +138,7 @@ func TestMakeImageFails(t *testing.T) {
 // has mkfs punch holes where it zeroes, which must not cost the
 // reservation.
 func TestMakeImageReservesOrFails(t *testing.T) {
-	requireRoot(t)
+	testenv.NeedRoot(t)
 	requireMkfs(t)
 	dir := filepath.Join(t.TempDir(), "small")
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -255,7 +239,7 @@ func loopBackedBy(t *testing.T, path string) []string {
 }
 
 func TestMountUnmount(t *testing.T) {
-	requireRoot(t)
+	testenv.NeedRoot(t)
 	tmp := t.TempDir()
 	target := filepath.Join(tmp, "mnt")
 	if err := os.Mkdir(target, 0o700); err != nil {
@@ -292,7 +276,7 @@ func TestMountUnmount(t *testing.T) {
 }
 
 func TestMountLoop(t *testing.T) {
-	requireRoot(t)
+	testenv.NeedRoot(t)
 	requireMkfs(t)
 	if _, err := os.Stat("/dev/loop-control"); err != nil {
 		if os.Getenv("CI") != "" {

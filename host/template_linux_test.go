@@ -11,6 +11,8 @@ import (
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
 )
 
 func TestMakeImageFromTemplate(t *testing.T) {
@@ -83,7 +85,7 @@ func TestMakeImageFromTemplate(t *testing.T) {
 }
 
 func TestMakeImageFromTemplateMounts(t *testing.T) {
-	requireRoot(t)
+	testenv.NeedRoot(t)
 	requireMkfs(t)
 	dir := t.TempDir()
 	l := Linux{Templates: filepath.Join(dir, "templates")}

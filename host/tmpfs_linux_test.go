@@ -9,12 +9,14 @@ import (
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
 )
 
 // A tmpfs mounted with TmpfsOptions runs out of inodes (ENOSPC) at one per
 // page of its size, however small the files.
 func TestTmpfsOptionsBoundInodes(t *testing.T) {
-	requireRoot(t)
+	testenv.NeedRoot(t)
 	dir := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)

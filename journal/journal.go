@@ -212,7 +212,11 @@ func Replay(path string, u Undoer) error {
 	}
 	// Another replayer may have finished and removed it since we opened it,
 	// and a new container of the same ID made a new one at path.
-	if !samePath(f, path) {
+	opened, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if now, err := os.Stat(path); err != nil || !os.SameFile(opened, now) {
 		return nil
 	}
 	return release(f, path, u)

@@ -27,12 +27,3 @@ func tryLock(f *os.File) error {
 	}
 	return err
 }
-
-// samePath reports whether the open file f is still the file at path.
-func samePath(f *os.File, path string) bool {
-	var a, b unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(path, &b) != nil {
-		return false
-	}
-	return a.Dev == b.Dev && a.Ino == b.Ino
-}

@@ -11,6 +11,8 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
 )
 
 // layout is what a test puts in each layer of an image: the tree entries
@@ -249,7 +251,7 @@ func TestOpenLowerRoots(t *testing.T) {
 }
 
 func TestOpenLowerRoot(t *testing.T) {
-	requireRoot(t)
+	testenv.NeedRoot(t)
 	opaque := func(t *testing.T, p string) {
 		t.Helper()
 		if err := unix.Setxattr(p, "trusted.overlay.opaque", []byte("y"), 0); err != nil {

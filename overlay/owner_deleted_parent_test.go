@@ -6,10 +6,12 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
 )
 
 func TestLookupOwnerDeletedParent(t *testing.T) {
-	requireRoot(t)
+	testenv.NeedRoot(t)
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, im image)

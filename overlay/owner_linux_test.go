@@ -12,20 +12,9 @@ import (
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"golang.org/x/sys/unix"
-)
 
-// requireRoot skips a test that needs root, unless CI is set: CI must run
-// every test, so there a skip is a failure.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("this test needs root, and CI is set: run the tests as root")
-	}
-	t.Skip("needs root")
-}
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
+)
 
 // tree makes entries under root: a name ending in "/" is a directory with
 // the given mode, "name -> target" a symlink, anything else a regular file.
@@ -235,7 +224,7 @@ func TestLookupOwnerNoLayers(t *testing.T) {
 }
 
 func TestLookupOwnerRoot(t *testing.T) {
-	requireRoot(t)
+	testenv.NeedRoot(t)
 	tests := []struct {
 		name    string
 		setup   func(t *testing.T, im image)
@@ -356,7 +345,7 @@ func TestOwnerMkdir(t *testing.T) {
 }
 
 func TestOwnerMkdirChown(t *testing.T) {
-	requireRoot(t)
+	testenv.NeedRoot(t)
 	dir := filepath.Join(t.TempDir(), "d")
 	o := Owner{Mode: 0o770 | fs.ModeSticky, UID: 1234, GID: 5678}
 	if err := o.Mkdir(dir); err != nil {

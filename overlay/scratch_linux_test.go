@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/moby/sys/mountinfo"
 
 	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
 	"github.com/containerd-persist/containerd-persist/journal"
 )
 
@@ -28,7 +28,7 @@ func (hostUndoer) Sync(path string) error   { return fmt.Errorf("unexpected sync
 // even when a link is planted on the way to them in between, and the
 // journal undoes all of it.
 func TestScratchSetupMountsTheCheckedLower(t *testing.T) {
-	requireRoot(t)
+	testenv.NeedRoot(t)
 	tests := []struct {
 		name    string
 		scratch Scratch
@@ -119,16 +119,8 @@ func TestScratchSetupMountsTheCheckedLower(t *testing.T) {
 
 // unmountAll unmounts, deepest first, what a failed test left under dir.
 func unmountAll(t testing.TB, dir string) {
-	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
+	if err := mount.UnmountRecursive(dir, 0); err != nil {
 		t.Error(err)
-		return
-	}
-	slices.SortFunc(ms, func(a, b *mountinfo.Info) int { return len(b.Mountpoint) - len(a.Mountpoint) })
-	for _, m := range ms {
-		if err := (host.Linux{}).Unmount(m.Mountpoint); err != nil {
-			t.Error(err)
-		}
 	}
 }
 
@@ -137,7 +129,7 @@ func unmountAll(t testing.TB, dir string) {
 // the spec mount's unmount, as when the container's namespace goes), over
 // an image whose /tmp has a file and one whose /run is empty.
 func BenchmarkScratch(b *testing.B) {
-	requireRoot(b)
+	testenv.NeedRoot(b)
 	root := b.TempDir()
 	tree(b, root, map[string]fs.FileMode{"tmp/": 0o777 | fs.ModeSticky, "tmp/from-image": 0o644, "run/": 0o755})
 	rootfs := []mount.Mount{{Type: "bind", Source: root}}

@@ -16,104 +16,12 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/host/hosttest"
 	"github.com/containerd-persist/containerd-persist/journal"
 )
 
-var errInjected = errors.New("injected failure")
-
-// fakeCall is one call to a fakeMounter, with the journal as it was on disk
-// when the call was made.
-type fakeCall struct {
-	op        string // mount, unmount, makeimage
-	target    string // the mountpoint or image path
-	mount     mount.Mount
-	size      uint64
-	journaled bool
-	steps     []journal.Step
-}
-
-// fakeMounter records calls instead of mounting. failAt makes the Nth Mount
-// or MakeImage call fail (1-based; 0 never). A "mounted" target stays a
-// plain directory; what setup makes in it stands in for the mounted
-// filesystem's content and goes away at Unmount, as it would.
-type fakeMounter struct {
-	journal string // read at each call, if set
-	failAt  int
-	n       int
-	calls   []fakeCall
-	mounted map[string]bool
-}
-
-func (f *fakeMounter) record(c fakeCall) error {
-	if f.journal != "" {
-		steps, err := journal.Read(f.journal)
-		if err != nil {
-			return fmt.Errorf("fake: read journal: %w", err)
-		}
-		c.steps = steps
-	}
-	f.calls = append(f.calls, c)
-	if c.op == "unmount" {
-		return nil
-	}
-	f.n++
-	if f.n == f.failAt {
-		return fmt.Errorf("%s %s: %w", c.op, c.target, errInjected)
-	}
-	return nil
-}
-
-func (f *fakeMounter) Mount(m mount.Mount, target string) error {
-	if err := f.record(fakeCall{op: "mount", target: target, mount: m}); err != nil {
-		return err
-	}
-	if f.mounted == nil {
-		f.mounted = map[string]bool{}
-	}
-	f.mounted[target] = true
-	return nil
-}
-
-func (f *fakeMounter) Unmount(target string) error {
-	if err := f.record(fakeCall{op: "unmount", target: target}); err != nil {
-		return err
-	}
-	if !f.mounted[target] {
-		return nil // not mounted: success, like host.Linux
-	}
-	delete(f.mounted, target)
-	entries, err := os.ReadDir(target)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(target, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (f *fakeMounter) MakeImage(path string, size uint64, o host.ImageOptions) error {
-	if err := f.record(fakeCall{op: "makeimage", target: path, size: size, journaled: o.Journaled}); err != nil {
-		return err
-	}
-	return os.WriteFile(path, nil, 0o600)
-}
-
-func (f *fakeMounter) ops(op string) []string {
-	var targets []string
-	for _, c := range f.calls {
-		if c.op == op {
-			targets = append(targets, c.target)
-		}
-	}
-	return targets
-}
-
 // fakeUndoer undoes mounts with the fake; scratch takes no locks.
-type fakeUndoer struct{ m *fakeMounter }
+type fakeUndoer struct{ m *hosttest.Mounter }
 
 func (u fakeUndoer) Unmount(path string) error { return u.m.Unmount(path) }
 func (u fakeUndoer) Unlock(path string) error  { return fmt.Errorf("unexpected unlock %s", path) }
@@ -146,22 +54,22 @@ func TestScratchSetup(t *testing.T) {
 		name      string
 		scratch   Scratch
 		content   bool
-		wantCalls func(dir string, l *Lower) []fakeCall // with the journal as it was at each
+		wantCalls func(dir string, l *Lower) []hosttest.Call // with the journal as it was at each
 		want      func(dir string, l *Lower) specs.Mount
 	}{
 		{
 			name:    "memory over the image",
 			scratch: Scratch{Path: "/tmp", Size: 64 << 20},
 			content: true,
-			wantCalls: func(dir string, l *Lower) []fakeCall {
+			wantCalls: func(dir string, l *Lower) []hosttest.Call {
 				merged := filepath.Join(dir, "merged")
-				return []fakeCall{{
-					op: "mount", target: dir,
-					mount: mount.Mount{Type: "tmpfs", Source: "tmpfs", Options: []string{"size=67108864", "nr_inodes=16384", "mode=0700", "nodev", "nosuid"}},
-					steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.Mount, Path: dir}},
+				return []hosttest.Call{{
+					Op: "mount", Target: dir,
+					Mount: mount.Mount{Type: "tmpfs", Source: "tmpfs", Options: []string{"size=67108864", "nr_inodes=16384", "mode=0700", "nodev", "nosuid"}},
+					Steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.Mount, Path: dir}},
 				}, {
-					op: "mount", target: merged, mount: overlayOf(dir, l),
-					steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.Mount, Path: dir}, {Kind: journal.Mount, Path: merged}},
+					Op: "mount", Target: merged, Mount: overlayOf(dir, l),
+					Steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.Mount, Path: dir}, {Kind: journal.Mount, Path: merged}},
 				}}
 			},
 			want: func(dir string, _ *Lower) specs.Mount { return bindOf("/tmp", filepath.Join(dir, "merged")) },
@@ -170,18 +78,18 @@ func TestScratchSetup(t *testing.T) {
 			name:    "disk over the image",
 			scratch: Scratch{Path: "/var/tmp", Disk: true, Size: 1 << 30},
 			content: true,
-			wantCalls: func(dir string, l *Lower) []fakeCall {
+			wantCalls: func(dir string, l *Lower) []hosttest.Call {
 				img, merged := dir+".img", filepath.Join(dir, "merged")
-				return []fakeCall{{
-					op: "makeimage", target: img, size: 1 << 30, journaled: false,
-					steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}},
+				return []hosttest.Call{{
+					Op: "makeimage", Target: img, Size: 1 << 30,
+					Steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}},
 				}, {
-					op: "mount", target: dir,
-					mount: mount.Mount{Type: "ext4", Source: img, Options: []string{"loop", "nodev", "nosuid", "noatime"}},
-					steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}, {Kind: journal.Mount, Path: dir}},
+					Op: "mount", Target: dir,
+					Mount: mount.Mount{Type: "ext4", Source: img, Options: []string{"loop", "nodev", "nosuid", "noatime"}},
+					Steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}, {Kind: journal.Mount, Path: dir}},
 				}, {
-					op: "mount", target: merged, mount: overlayOf(dir, l),
-					steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}, {Kind: journal.Mount, Path: dir}, {Kind: journal.Mount, Path: merged}},
+					Op: "mount", Target: merged, Mount: overlayOf(dir, l),
+					Steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}, {Kind: journal.Mount, Path: dir}, {Kind: journal.Mount, Path: merged}},
 				}}
 			},
 			want: func(dir string, _ *Lower) specs.Mount { return bindOf("/var/tmp", filepath.Join(dir, "merged")) },
@@ -189,7 +97,7 @@ func TestScratchSetup(t *testing.T) {
 		{
 			name:      "memory with nothing to lay over",
 			scratch:   Scratch{Path: "/tmp", Size: 1 << 20},
-			wantCalls: func(string, *Lower) []fakeCall { return nil },
+			wantCalls: func(string, *Lower) []hosttest.Call { return nil },
 			want: func(string, *Lower) specs.Mount {
 				uid, gid := strconv.Itoa(os.Getuid()), strconv.Itoa(os.Getgid())
 				return specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{
@@ -200,15 +108,15 @@ func TestScratchSetup(t *testing.T) {
 		{
 			name:    "disk with nothing to lay over",
 			scratch: Scratch{Path: "/var/tmp", Disk: true, Size: 1 << 30},
-			wantCalls: func(dir string, _ *Lower) []fakeCall {
+			wantCalls: func(dir string, _ *Lower) []hosttest.Call {
 				img := dir + ".img"
-				return []fakeCall{{
-					op: "makeimage", target: img, size: 1 << 30, journaled: false,
-					steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}},
+				return []hosttest.Call{{
+					Op: "makeimage", Target: img, Size: 1 << 30,
+					Steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}},
 				}, {
-					op: "mount", target: dir,
-					mount: mount.Mount{Type: "ext4", Source: img, Options: []string{"loop", "nodev", "nosuid", "noatime"}},
-					steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}, {Kind: journal.Mount, Path: dir}},
+					Op: "mount", Target: dir,
+					Mount: mount.Mount{Type: "ext4", Source: img, Options: []string{"loop", "nodev", "nosuid", "noatime"}},
+					Steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}, {Kind: journal.Mount, Path: dir}},
 				}}
 			},
 			want: func(dir string, _ *Lower) specs.Mount { return bindOf("/var/tmp", filepath.Join(dir, "upper")) },
@@ -223,7 +131,7 @@ func TestScratchSetup(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer j.Close()
-			f := &fakeMounter{journal: jpath}
+			f := &hosttest.Mounter{Journal: jpath}
 			dir := filepath.Join(tmp, "0")
 			l := lowerAt(t, tt.scratch.Path, tt.content)
 
@@ -233,13 +141,13 @@ func TestScratchSetup(t *testing.T) {
 			}
 
 			// Every action was journaled before it was taken.
-			if want := tt.wantCalls(dir, l); !reflect.DeepEqual(f.calls, want) {
-				t.Errorf("calls:\n got %+v\nwant %+v", f.calls, want)
+			if want := tt.wantCalls(dir, l); !reflect.DeepEqual(f.Calls, want) {
+				t.Errorf("calls:\n got %+v\nwant %+v", f.Calls, want)
 			}
 			if want := tt.want(dir, l); !reflect.DeepEqual(got, want) {
 				t.Errorf("Setup =\n %+v\nwant\n %+v", got, want)
 			}
-			if len(f.calls) == 0 {
+			if len(f.Calls) == 0 {
 				if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
 					t.Errorf("%s made for a scratch that needs nothing on the host: %v", dir, err)
 				}
@@ -296,14 +204,14 @@ func TestScratchSetupUndo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f := &fakeMounter{failAt: failAt}
+			f := &hosttest.Mounter{FailAt: failAt}
 			var setupErr error
 			for i, s := range scratches {
 				if _, setupErr = s.Setup(f, j, filepath.Join(base, fmt.Sprint(i)), lowerAt(t, s.Path, true)); setupErr != nil {
 					break
 				}
 			}
-			if failAt > 0 && !errors.Is(setupErr, errInjected) {
+			if failAt > 0 && !errors.Is(setupErr, hosttest.ErrInjected) {
 				t.Fatalf("setup = %v, want the injected failure", setupErr)
 			}
 			if failAt == 0 && setupErr != nil {
@@ -322,24 +230,17 @@ func TestScratchSetupUndo(t *testing.T) {
 					journaledMounts = append(journaledMounts, s.Path)
 				}
 			}
-			var mounted []string
-			for p := range f.mounted {
-				mounted = append(mounted, p)
-			}
-
-			f.calls = nil
+			f.Calls = nil
 			if err := journal.Replay(jpath, fakeUndoer{f}); err != nil {
 				t.Fatalf("replay: %v", err)
 			}
 
 			slices.Reverse(journaledMounts)
-			if got := f.ops("unmount"); !reflect.DeepEqual(got, journaledMounts) {
+			if got := f.Targets("unmount"); !reflect.DeepEqual(got, journaledMounts) {
 				t.Errorf("unmounts = %q, want %q: every journaled mount, in reverse", got, journaledMounts)
 			}
-			for _, p := range mounted {
-				if f.mounted[p] {
-					t.Errorf("%s still mounted", p)
-				}
+			if left := f.Mounted(); len(left) > 0 {
+				t.Errorf("still mounted: %q", left)
 			}
 			if _, err := os.Stat(jpath); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("journal left: %v", err)
@@ -362,7 +263,7 @@ func TestScratchSetupJournalFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.Close() // every Record now fails
-	f := &fakeMounter{}
+	f := &hosttest.Mounter{}
 	dir := filepath.Join(tmp, "0")
 	for _, s := range []Scratch{{Path: "/tmp", Size: 1 << 20}, {Path: "/tmp", Disk: true, Size: 1 << 20}} {
 		for _, content := range []bool{true, false} {
@@ -372,8 +273,8 @@ func TestScratchSetupJournalFails(t *testing.T) {
 		}
 	}
 	// Nothing may be done that the journal does not hold.
-	if len(f.calls) != 0 {
-		t.Errorf("host calls without a journal: %+v", f.calls)
+	if len(f.Calls) != 0 {
+		t.Errorf("host calls without a journal: %+v", f.Calls)
 	}
 	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s made without a journal: %v", dir, err)
@@ -412,7 +313,7 @@ func TestScratchSetupLayerLimit(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer j.Close()
-			f := &fakeMounter{}
+			f := &hosttest.Mounter{}
 			dir := filepath.Join(tmp, "0")
 			_, err = Scratch{Path: "/tmp", Size: 1 << 20}.Setup(f, j, dir, layered(t, tt.layers))
 			if tt.fits {
@@ -424,8 +325,8 @@ func TestScratchSetupLayerLimit(t *testing.T) {
 			if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "squash the image's layers") {
 				t.Fatalf("Setup = %v, want ErrInvalidArgument saying to squash the image's layers", err)
 			}
-			if len(f.calls) != 0 || j.Recorded() != 0 {
-				t.Errorf("a refused scratch did %+v and journaled %d steps", f.calls, j.Recorded())
+			if len(f.Calls) != 0 || j.Recorded() != 0 {
+				t.Errorf("a refused scratch did %+v and journaled %d steps", f.Calls, j.Recorded())
 			}
 			if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("%s made for a refused scratch: %v", dir, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/containerd-persist/containerd-persist/fstree"
 	"github.com/containerd-persist/containerd-persist/fstree/fstreetest"
 	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
@@ -19,7 +20,7 @@ import (
 // the scratch of a container that has no journal, holding a tree deeper
 // than the descriptors gc may open: gc removes both.
 func TestGCRemovesDeepTrees(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t)
 	root := t.TempDir()
 	// tmpfs: 100,000 levels take seconds there, minutes on a disk
 	// filesystem mounted with discard. Unmounting frees what is left.

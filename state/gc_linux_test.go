@@ -14,20 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Getuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("this test needs root, and CI is set: run the tests as root")
-	}
-	t.Skip("needs root")
-}
 
 // gcWorld is a state dir and a backend with leftovers made by hand, and
 // the storage of one live container beside them.
@@ -57,7 +47,7 @@ func mountTmpfs(t *testing.T, dir string) {
 }
 
 func newGCWorld(t *testing.T) *gcWorld {
-	needRoot(t)
+	testenv.NeedRoot(t)
 	root := t.TempDir()
 	w := &gcWorld{t: t, dir: Dir(filepath.Join(root, "state")), backend: volumes.Backend{Name: "local", Type: volumes.Dir, Path: filepath.Join(root, "volumes")}}
 	store := volumes.Open(string(w.dir), host.Linux{}, volumes.NewLocks())
@@ -261,7 +251,7 @@ func vid(ns, name string) volumes.ID {
 // TestGCLockErrorIsNoLiveHolder: only a held lock means a live container.
 // A lock gc cannot take for another reason is an error, not "live".
 func TestGCLockErrorIsNoLiveHolder(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t)
 	root := t.TempDir()
 	d := Dir(filepath.Join(root, "state"))
 	b := volumes.Backend{Name: "sized", Type: volumes.Loopfile, Path: filepath.Join(root, "images")}

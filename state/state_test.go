@@ -9,9 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containerd/containerd/v2/core/mount"
-
-	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/host/hosttest"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
@@ -33,20 +31,9 @@ func TestDirPaths(t *testing.T) {
 	}
 }
 
-// unmounts records Unmount calls; it mounts nothing.
-type unmounts []string
-
-func (u *unmounts) Mount(mount.Mount, string) error { return errors.New("unexpected mount") }
-func (u *unmounts) Unmount(target string) error {
-	*u = append(*u, target)
-	return nil
-}
-func (u *unmounts) MakeImage(string, uint64, host.ImageOptions) error {
-	return errors.New("unexpected image")
-}
-
 func TestUndoerSync(t *testing.T) {
-	u := Undoer{Mounter: &unmounts{}, Locks: volumes.NewLocks()}
+	m := &hosttest.Mounter{}
+	u := Undoer{Mounter: m, Locks: volumes.NewLocks()}
 	tmp := t.TempDir()
 	// A volume whose setup died before it was made, or that was removed.
 	if err := u.Sync(filepath.Join(tmp, "missing")); err != nil {
@@ -54,6 +41,9 @@ func TestUndoerSync(t *testing.T) {
 	}
 	if err := u.Sync(tmp); err != nil {
 		t.Errorf("Sync of a directory = %v", err)
+	}
+	if len(m.Calls) != 0 {
+		t.Errorf("Sync made host calls: %q", m.Ops())
 	}
 }
 
@@ -85,7 +75,7 @@ func TestUndoerRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := &unmounts{}
+	m := &hosttest.Mounter{}
 	u := Undoer{Mounter: m, Locks: locks, Holder: h}
 	if err := u.Release(jpath); !errors.Is(err, journal.ErrInUse) {
 		t.Fatalf("Release of a live container's journal = %v, want ErrInUse", err)
@@ -94,8 +84,8 @@ func TestUndoerRelease(t *testing.T) {
 	if err := u.Release(jpath); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual([]string(*m), []string{dir}) {
-		t.Errorf("unmounts = %q, want %q", *m, dir)
+	if got, want := m.Ops(), []string{"unmount " + dir}; !reflect.DeepEqual(got, want) {
+		t.Errorf("host calls = %q, want %q", got, want)
 	}
 	for _, p := range []string{jpath, dir, lock} {
 		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {

@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/containerd-persist/containerd-persist/fstree"
+	"github.com/containerd-persist/containerd-persist/host"
 )
 
 // paxVolume is the PAX global record in which an export carries the
@@ -75,20 +76,18 @@ func entryPath(name string) (string, error) {
 // a PAX header naming the file and its real size, then a ustar header, then
 // the map of data fragments, then the data.
 
-type fragment struct{ off, len int64 }
-
 // writeSparse writes a sparse regular file hdr whose data lies in frags of
 // r. w is under a tar.Writer that has been flushed.
-func writeSparse(w io.Writer, hdr *tar.Header, frags []fragment, r io.ReaderAt) error {
-	if n := len(frags); n == 0 || frags[n-1].off+frags[n-1].len < hdr.Size {
-		frags = append(frags, fragment{hdr.Size, 0}) // the file ends in a hole
+func writeSparse(w io.Writer, hdr *tar.Header, frags []host.Extent, r io.ReaderAt) error {
+	if n := len(frags); n == 0 || frags[n-1].Off+frags[n-1].Len < hdr.Size {
+		frags = append(frags, host.Extent{Off: hdr.Size}) // the file ends in a hole
 	}
 	var sm strings.Builder
 	fmt.Fprintf(&sm, "%d\n", len(frags))
 	var data int64
 	for _, f := range frags {
-		fmt.Fprintf(&sm, "%d\n%d\n", f.off, f.len)
-		data += f.len
+		fmt.Fprintf(&sm, "%d\n%d\n", f.Off, f.Len)
+		data += f.Len
 	}
 	smap := pad([]byte(sm.String()))
 	physical := int64(len(smap)) + data
@@ -124,11 +123,11 @@ func writeSparse(w io.Writer, hdr *tar.Header, frags []fragment, r io.ReaderAt) 
 		return err
 	}
 	for _, f := range frags {
-		n, err := io.Copy(w, io.NewSectionReader(r, f.off, f.len))
+		n, err := io.Copy(w, io.NewSectionReader(r, f.Off, f.Len))
 		if err != nil {
 			return err
 		}
-		if n != f.len {
+		if n != f.Len {
 			return fmt.Errorf("%s shrank while it was read", fstree.Shorten(hdr.Name))
 		}
 	}

@@ -20,19 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
 )
-
-// needRoot skips a test that needs root, and fails it when CI is set.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Getuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("this test needs root, and CI is set: run the tests as root")
-	}
-	t.Skip("needs root")
-}
 
 // archiveWorld is a state dir and a dir backend in a temp dir.
 type archiveWorld struct {
@@ -42,7 +31,7 @@ type archiveWorld struct {
 }
 
 func newArchiveWorld(t *testing.T) *archiveWorld {
-	needRoot(t)
+	testenv.NeedRoot(t)
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "volumes"), 0o700); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 
+	"github.com/containerd-persist/containerd-persist/host/hosttest"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/overlay"
 )
@@ -19,7 +20,7 @@ import (
 // attachUndoer undoes an attach's journal with the fake mounter and the
 // store's locks, and records the order.
 type attachUndoer struct {
-	m      *recordingMounter
+	m      *hosttest.Mounter
 	locks  *Locks
 	holder Holder // the container being undone
 	calls  []string
@@ -46,7 +47,7 @@ type attachEnv struct {
 	state   string
 	dir     Backend
 	loop    Backend
-	m       *recordingMounter
+	m       *hosttest.Mounter
 	locks   *Locks
 	store   *Store
 	jpath   string
@@ -68,7 +69,7 @@ func newAttachEnv(t *testing.T) *attachEnv {
 			t.Fatal(err)
 		}
 	}
-	e.m = &recordingMounter{journal: e.jpath}
+	e.m = &hosttest.Mounter{Journal: e.jpath}
 	e.store = Open(e.state, e.m, e.locks)
 	e.newJournal(t)
 	return e
@@ -127,8 +128,8 @@ func TestAttachDir(t *testing.T) {
 	if got := e.steps(t); !reflect.DeepEqual(got, want) {
 		t.Errorf("journal = %v, want %v", got, want)
 	}
-	if len(e.m.calls) != 0 {
-		t.Errorf("a dir volume made host calls: %q", e.m.ops())
+	if len(e.m.Calls) != 0 {
+		t.Errorf("a dir volume made host calls: %q", e.m.Ops())
 	}
 	if h, ok := ReadHolder(lock); !ok || !sameHolder(h, holderA) {
 		t.Errorf("lock holder = %+v, %v; want %+v", h, ok, holderA)
@@ -185,27 +186,27 @@ func TestAttachLoopfile(t *testing.T) {
 	if got, want := e.steps(t), []journal.Step{lockStep, dirStep, mountStep, syncStep}; !reflect.DeepEqual(got, want) {
 		t.Errorf("journal = %v, want %v", got, want)
 	}
-	if len(e.m.calls) != 2 {
-		t.Fatalf("host calls = %q, want makeimage and mount", e.m.ops())
+	if len(e.m.Calls) != 2 {
+		t.Fatalf("host calls = %q, want makeimage and mount", e.m.Ops())
 	}
 	// The lock comes before anything else; every step before its action.
-	mk, mo := e.m.calls[0], e.m.calls[1]
-	if mk.op != "makeimage" || !reflect.DeepEqual(mk.steps, []journal.Step{lockStep}) {
-		t.Errorf("first call %s %s with journal %v, want makeimage after the lock only", mk.op, mk.target, mk.steps)
+	mk, mo := e.m.Calls[0], e.m.Calls[1]
+	if mk.Op != "makeimage" || !reflect.DeepEqual(mk.Steps, []journal.Step{lockStep}) {
+		t.Errorf("first call %s %s with journal %v, want makeimage after the lock only", mk.Op, mk.Target, mk.Steps)
 	}
 	wantMount := mount.Mount{Type: "ext4", Source: filepath.Join(dir, "disk.img"), Options: []string{"loop"}}
-	if mo.op != "mount" || mo.target != mnt || !reflect.DeepEqual(mo.mount, wantMount) {
+	if mo.Op != "mount" || mo.Target != mnt || !reflect.DeepEqual(mo.Mount, wantMount) {
 		t.Errorf("second call = %+v, want mount of %+v at %s", mo, wantMount, mnt)
 	}
-	if want := []journal.Step{lockStep, dirStep, mountStep}; !reflect.DeepEqual(mo.steps, want) {
-		t.Errorf("journal at mount = %v, want %v", mo.steps, want)
+	if want := []journal.Step{lockStep, dirStep, mountStep}; !reflect.DeepEqual(mo.Steps, want) {
+		t.Errorf("journal at mount = %v, want %v", mo.Steps, want)
 	}
 	if fi, err := os.Stat(mnt); err != nil || !fi.IsDir() {
 		t.Errorf("mountpoint = %v, %v", fi, err)
 	}
 
 	// Undo: sync, unmount, remove the mountpoint, release the lock.
-	e.m.calls = nil
+	e.m.Calls = nil
 	u := e.release(t)
 	if want := []string{"sync " + mnt, "unmount " + mnt, "unlock " + lock}; !reflect.DeepEqual(u.calls, want) {
 		t.Errorf("undo = %q, want %q", u.calls, want)
@@ -218,19 +219,19 @@ func TestAttachLoopfile(t *testing.T) {
 
 	// Re-attach: no new image, only the mount.
 	e.newJournal(t)
-	e.m.calls = nil
+	e.m.Calls = nil
 	if _, err := e.store.Attach(e.journal, e.options(e.loop, "data")); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.m.ops(); !reflect.DeepEqual(got, []string{"mount " + mnt}) {
+	if got := e.m.Ops(); !reflect.DeepEqual(got, []string{"mount " + mnt}) {
 		t.Errorf("re-attach calls = %q, want the mount only", got)
 	}
 }
 
 func TestAttachMountFails(t *testing.T) {
 	e := newAttachEnv(t)
-	e.m.failAt = 2 // makeimage, then mount
-	if _, err := e.store.Attach(e.journal, e.options(e.loop, "data")); !errors.Is(err, errInjected) {
+	e.m.FailAt = 2 // makeimage, then mount
+	if _, err := e.store.Attach(e.journal, e.options(e.loop, "data")); !errors.Is(err, hosttest.ErrInjected) {
 		t.Fatalf("Attach = %v, want the injected failure", err)
 	}
 	u := e.release(t)

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd-persist/containerd-persist/fstree"
 	"github.com/containerd-persist/containerd-persist/fstree/fstreetest"
 	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
 )
 
 // pastPathMax is deep enough that a path from the root to the bottom
@@ -27,7 +28,7 @@ const pastPathMax = 5000
 // whatever a test built there, at any depth) when the test ends.
 func tmpfsDir(t *testing.T) string {
 	t.Helper()
-	needRoot(t)
+	testenv.NeedRoot(t)
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "mode=0700"); err != nil {
 		t.Fatal(err)

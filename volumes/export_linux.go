@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/fstree"
+	"github.com/containerd-persist/containerd-persist/host"
 )
 
 // exporter writes a tree to a tar stream.
@@ -106,7 +107,7 @@ func (x *exporter) addFile(e *fstree.Entry, hdr *tar.Header, short string) error
 	}
 	hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
 	if st.Blocks*512 < st.Size {
-		frags, err := dataFragments(fd, st.Size)
+		frags, err := host.DataExtents(fd, st.Size)
 		if err != nil {
 			return fmt.Errorf("export %s: %w", short, err)
 		}
@@ -122,29 +123,6 @@ func (x *exporter) addFile(e *fstree.Entry, hdr *tar.Header, short string) error
 		return fmt.Errorf("export %s: %w", short, err)
 	}
 	return nil
-}
-
-// dataFragments finds the data of a sparse file with SEEK_DATA and
-// SEEK_HOLE; what lies between is holes.
-func dataFragments(fd int, size int64) ([]fragment, error) {
-	var frags []fragment
-	for off := int64(0); off < size; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			break // only a hole is left
-		}
-		if err != nil {
-			return nil, err
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			return nil, err
-		}
-		hole = min(hole, size)
-		frags = append(frags, fragment{data, hole - data})
-		off = hole
-	}
-	return frags, nil
 }
 
 // procPath names a file by its directory's descriptor, for the xattr

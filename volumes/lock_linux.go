@@ -185,9 +185,10 @@ func writeHolder(f *os.File, h Holder) error {
 
 // samePath reports whether the open file f is still the file at path.
 func samePath(f *os.File, path string) bool {
-	var a, b unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(path, &b) != nil {
+	a, err := f.Stat()
+	if err != nil {
 		return false
 	}
-	return a.Dev == b.Dev && a.Ino == b.Ino
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
 }

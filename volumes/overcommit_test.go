@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/containerd-persist/containerd-persist/host/hosttest"
 )
 
 // A loopfile volume's image is reserved unless its backend overcommits;
@@ -29,20 +31,20 @@ func TestCreateOvercommit(t *testing.T) {
 			if err := os.Mkdir(b.Path, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			f := &recordingMounter{}
+			f := &hosttest.Mounter{}
 			s := Open(filepath.Join(tmp, "state"), f, NewLocks())
 			err := s.Create(b, vid("ns", "v"), Meta{Size: c.size})
 			if c.wantErr {
-				if !errdefs.IsResourceExhausted(err) || len(f.calls) != 0 {
-					t.Fatalf("Create = %v after calls %+v, want ErrResourceExhausted before any image", err, f.calls)
+				if !errdefs.IsResourceExhausted(err) || len(f.Calls) != 0 {
+					t.Fatalf("Create = %v after calls %+v, want ErrResourceExhausted before any image", err, f.Calls)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(f.calls) != 1 || !f.calls[0].journaled || f.calls[0].sparse != c.overcommit {
-				t.Fatalf("calls = %+v, want one journaled image, sparse = %v", f.calls, c.overcommit)
+			if len(f.Calls) != 1 || !f.Calls[0].Image.Journaled || f.Calls[0].Image.Sparse != c.overcommit {
+				t.Fatalf("calls = %+v, want one journaled image, sparse = %v", f.Calls, c.overcommit)
 			}
 			m, err := ReadMeta(b.Dir(vid("ns", "v")))
 			if err != nil || m.Overcommit != c.overcommit {
@@ -55,7 +57,7 @@ func TestCreateOvercommit(t *testing.T) {
 	if err := os.Mkdir(b.Path, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s := Open(filepath.Join(tmp, "state"), &recordingMounter{}, NewLocks())
+	s := Open(filepath.Join(tmp, "state"), &hosttest.Mounter{}, NewLocks())
 	if err := s.Create(b, vid("ns", "d"), Meta{}); err != nil {
 		t.Fatal(err)
 	}

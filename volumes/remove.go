@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/containerd-persist/containerd-persist/fstree"
+	"github.com/containerd-persist/containerd-persist/host"
 )
 
 // Remove deletes a detached volume. It holds the volume's lock, as h, while
@@ -43,7 +44,7 @@ func (s *Store) hide(dir, prefix string) (string, error) {
 	if err := os.Rename(dir, hidden); err != nil {
 		return "", err
 	}
-	return hidden, syncDir(filepath.Dir(dir))
+	return hidden, host.SyncPath(filepath.Dir(dir))
 }
 
 // HiddenVolume parses the name of a hidden directory that a volume is made

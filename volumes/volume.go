@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/containerd/v2/pkg/atomicfile"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
@@ -152,25 +153,17 @@ func WriteMeta(dir string, m Meta) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, metaFile)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// Close syncs the file before the rename: some filesystems (XFS) may
+	// otherwise leave an empty file under the new name after a crash.
+	f, err := atomicfile.New(filepath.Join(dir, metaFile), 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(append(b, '\n'))
-	// Synced before the rename: some filesystems (XFS) may otherwise leave
-	// an empty file under the new name after a crash.
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Cancel()
 		return err
 	}
-	return os.Rename(tmp, path)
+	return f.Close()
 }
 
 // Create makes a volume in b, whole or not at all: it is built in a hidden
@@ -227,7 +220,7 @@ func (s *Store) create(b Backend, id ID, m Meta, fill func(tmp string) error, re
 	if err := WriteMeta(tmp, m); err != nil {
 		return err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := host.SyncPath(tmp); err != nil {
 		return err
 	}
 	if replace {
@@ -235,7 +228,7 @@ func (s *Store) create(b Backend, id ID, m Meta, fill func(tmp string) error, re
 		if err := exchange(tmp, final); err != nil {
 			return fmt.Errorf("replace volume %s: %w", id, err)
 		}
-		if err := syncDir(parent); err != nil {
+		if err := host.SyncPath(parent); err != nil {
 			return err
 		}
 		// tmp now holds the old volume, which the caller checked is not
@@ -248,7 +241,7 @@ func (s *Store) create(b Backend, id ID, m Meta, fill func(tmp string) error, re
 		}
 		return fmt.Errorf("create volume %s: %w", m.Name, err)
 	}
-	return syncDir(parent)
+	return host.SyncPath(parent)
 }
 
 // hiddenPath is a hidden name beside dir for a volume being made or removed:

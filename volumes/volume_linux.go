@@ -2,7 +2,6 @@ package volumes
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
@@ -26,16 +25,6 @@ func checkFree(b Backend, size uint64) error {
 			b.Name, config.Size(size).Approx(), config.Size(free).Approx(), b.Path))
 	}
 	return nil
-}
-
-// syncDir makes a directory's entries durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // Syncfs flushes the whole filesystem that holds path.

@@ -2,7 +2,6 @@ package volumes
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,78 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 
-	"github.com/containerd-persist/containerd-persist/host"
-	"github.com/containerd-persist/containerd-persist/journal"
+	"github.com/containerd-persist/containerd-persist/host/hosttest"
 )
-
-var errInjected = errors.New("injected failure")
-
-// mounterCall is one call to a recordingMounter, with the journal as it was
-// on disk when the call was made.
-type mounterCall struct {
-	op        string // mount, unmount, makeimage
-	target    string // the mountpoint or image path
-	mount     mount.Mount
-	size      uint64
-	journaled bool
-	sparse    bool
-	steps     []journal.Step
-}
-
-// recordingMounter records calls instead of mounting. failAt makes the Nth
-// Mount or MakeImage call fail (1-based; 0 never). MakeImage makes an empty
-// file in place of an image.
-type recordingMounter struct {
-	journal string // read at each call, if set
-	failAt  int
-	n       int
-	calls   []mounterCall
-}
-
-func (f *recordingMounter) record(c mounterCall) error {
-	if f.journal != "" {
-		steps, err := journal.Read(f.journal)
-		if err != nil {
-			return fmt.Errorf("fake: read journal: %w", err)
-		}
-		c.steps = steps
-	}
-	f.calls = append(f.calls, c)
-	if c.op == "unmount" {
-		return nil
-	}
-	f.n++
-	if f.n == f.failAt {
-		return fmt.Errorf("%s %s: %w", c.op, c.target, errInjected)
-	}
-	return nil
-}
-
-func (f *recordingMounter) Mount(m mount.Mount, target string) error {
-	return f.record(mounterCall{op: "mount", target: target, mount: m})
-}
-
-func (f *recordingMounter) Unmount(target string) error {
-	return f.record(mounterCall{op: "unmount", target: target})
-}
-
-func (f *recordingMounter) MakeImage(path string, size uint64, o host.ImageOptions) error {
-	if err := f.record(mounterCall{op: "makeimage", target: path, size: size, journaled: o.Journaled, sparse: o.Sparse}); err != nil {
-		return err
-	}
-	return os.WriteFile(path, nil, 0o600)
-}
-
-func (f *recordingMounter) ops() []string {
-	var ops []string
-	for _, c := range f.calls {
-		ops = append(ops, c.op+" "+c.target)
-	}
-	return ops
-}
 
 // hiddenLeft lists the .creating- directories left in dir.
 func hiddenLeft(t *testing.T, dir string) []string {
@@ -105,7 +36,7 @@ func hiddenLeft(t *testing.T, dir string) []string {
 
 func TestCreateDir(t *testing.T) {
 	tmp := t.TempDir()
-	f := &recordingMounter{}
+	f := &hosttest.Mounter{}
 	s := Open(filepath.Join(tmp, "state"), f, NewLocks())
 	b := Backend{Name: "local", Type: Dir, Path: filepath.Join(tmp, "vols")}
 	if err := os.Mkdir(b.Path, 0o755); err != nil {
@@ -133,8 +64,8 @@ func TestCreateDir(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "volume.json")); err != nil {
 		t.Error(err)
 	}
-	if len(f.calls) != 0 {
-		t.Errorf("a dir volume made host calls: %q", f.ops())
+	if len(f.Calls) != 0 {
+		t.Errorf("a dir volume made host calls: %q", f.Ops())
 	}
 
 	err = s.Create(b, vid("ns", "v1"), Meta{})
@@ -172,17 +103,17 @@ func TestCreateLoopfile(t *testing.T) {
 	}
 
 	t.Run("ok", func(t *testing.T) {
-		f := &recordingMounter{}
+		f := &hosttest.Mounter{}
 		s := Open(filepath.Join(tmp, "state"), f, NewLocks())
 		if err := s.Create(b, vid("ns", "ok"), Meta{Size: 1 << 20}); err != nil {
 			t.Fatal(err)
 		}
 		dir := b.Dir(vid("ns", "ok"))
-		if len(f.calls) != 1 || f.calls[0].op != "makeimage" || f.calls[0].size != 1<<20 || !f.calls[0].journaled {
-			t.Fatalf("calls = %+v, want one journaled image of 1MiB", f.calls)
+		if len(f.Calls) != 1 || f.Calls[0].Op != "makeimage" || f.Calls[0].Size != 1<<20 || !f.Calls[0].Image.Journaled {
+			t.Fatalf("calls = %+v, want one journaled image of 1MiB", f.Calls)
 		}
 		// Made in the hidden directory, renamed into place with it.
-		if p := f.calls[0].target; filepath.Base(p) != "disk.img" || !strings.HasPrefix(filepath.Base(filepath.Dir(p)), ".creating-ok-") {
+		if p := f.Calls[0].Target; filepath.Base(p) != "disk.img" || !strings.HasPrefix(filepath.Base(filepath.Dir(p)), ".creating-ok-") {
 			t.Errorf("image made at %s, want disk.img in a hidden .creating-ok- directory", p)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "disk.img")); err != nil {
@@ -197,10 +128,10 @@ func TestCreateLoopfile(t *testing.T) {
 	})
 
 	t.Run("image fails", func(t *testing.T) {
-		f := &recordingMounter{failAt: 1}
+		f := &hosttest.Mounter{FailAt: 1}
 		s := Open(filepath.Join(tmp, "state"), f, NewLocks())
 		err := s.Create(b, vid("ns", "bad"), Meta{Size: 1 << 20})
-		if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "create volume bad") {
+		if !errors.Is(err, hosttest.ErrInjected) || !strings.Contains(err.Error(), "create volume bad") {
 			t.Fatalf("Create = %v, want the injected failure, wrapped", err)
 		}
 		if _, err := os.Lstat(b.Dir(vid("ns", "bad"))); !errors.Is(err, fs.ErrNotExist) {
@@ -209,7 +140,7 @@ func TestCreateLoopfile(t *testing.T) {
 	})
 
 	t.Run("larger than the free space", func(t *testing.T) {
-		f := &recordingMounter{}
+		f := &hosttest.Mounter{}
 		s := Open(filepath.Join(tmp, "state"), f, NewLocks())
 		err := s.Create(b, vid("ns2", "huge"), Meta{Size: 1 << 60})
 		if !errdefs.IsResourceExhausted(err) {
@@ -220,8 +151,8 @@ func TestCreateLoopfile(t *testing.T) {
 				t.Errorf("error %q does not say %q", err, want)
 			}
 		}
-		if len(f.calls) != 0 {
-			t.Errorf("host calls for a volume that cannot fit: %q", f.ops())
+		if len(f.Calls) != 0 {
+			t.Errorf("host calls for a volume that cannot fit: %q", f.Ops())
 		}
 		if _, err := os.Lstat(filepath.Join(b.Path, "ns2")); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("namespace dir made for a volume that cannot fit: %v", err)
@@ -283,7 +214,7 @@ func TestCreateBackendDir(t *testing.T) {
 				if tt.prepare != nil {
 					tt.prepare(t, b.Path)
 				}
-				s := Open(state, &recordingMounter{}, NewLocks())
+				s := Open(state, &hosttest.Mounter{}, NewLocks())
 				err := s.Create(b, vid("ns", "v"), Meta{Size: 1 << 20})
 				if tt.wantErr == nil {
 					if err != nil {
@@ -333,8 +264,8 @@ func TestMeta(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ReadMeta =\n %+v\nwant\n %+v", got, want)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "volume.json.tmp")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("temporary file left: %v", err)
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 1 {
+		t.Errorf("dir holds %v (%v), want volume.json alone: a temporary file left", entries, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "volume.json"), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,31 @@
+// Package testenv says what a test needs of the machine it runs on. A test
+// that cannot run here is skipped, except under CI (CI set in the
+// environment): CI must run every test, and a skip there would let what the
+// test covers rot unseen, so there it fails, saying what to do.
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+// CI reports whether the tests run under CI, where nothing may be skipped.
+func CI() bool { return os.Getenv("CI") != "" }
+
+// Skip skips t, which cannot run here because of why; fix says what to
+// do about it. Under CI it fails t instead.
+func Skip(t testing.TB, why, fix string) {
+	t.Helper()
+	if CI() {
+		t.Fatalf("this test %s, and CI is set: %s", why, fix)
+	}
+	t.Skip(why)
+}
+
+// NeedRoot skips t unless it runs as root; under CI it fails t instead.
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Skip(t, "needs root", "run the tests as root")
+	}
+}
