@@ -34,7 +34,12 @@ size = "16MiB"
 // loops below cannot pass by stopping early.
 const minSteps = 12
 
-func newFailpointCase(t *testing.T) *tcase { return newBackendCase(t, failpointConfig) }
+// newFailpointCase runs its containers with the shim's failpoint build.
+func newFailpointCase(t *testing.T) *tcase {
+	tc := newBackendCase(t, failpointConfig)
+	tc.runtime = fpRuntimeName
+	return tc
+}
 
 // released waits until a container's storage is released, then checks that
 // nothing is left and that its volumes attach again.

@@ -25,6 +25,7 @@ type tcase struct {
 	stateDir   string
 	configPath string
 	namespace  string
+	runtime    string // runtimeName, or fpRuntimeName for failpoints
 	containers map[string]bool
 	ownMounts  []string // mounted by the test itself: not leaks
 }
@@ -37,7 +38,7 @@ func newCase(t *testing.T, body string) *tcase {
 	if os.Getuid() != 0 {
 		t.Skip("needs root")
 	}
-	tc := &tcase{t: t, dir: t.TempDir(), namespace: namespace, containers: map[string]bool{}}
+	tc := &tcase{t: t, dir: t.TempDir(), namespace: namespace, runtime: runtimeName, containers: map[string]bool{}}
 	tc.stateDir = filepath.Join(tc.dir, "state")
 	if body != "" {
 		tc.configPath = filepath.Join(tc.dir, "persist.toml")
@@ -62,7 +63,7 @@ func ctr(ns string, args ...string) (string, error) {
 
 // runArgs are the ctr run arguments for a container of this test.
 func (tc *tcase) runArgs(id, image string, annotations []string, cmd []string, detach bool) []string {
-	args := []string{"run", "--runtime", runtimeName}
+	args := []string{"run", "--runtime", tc.runtime}
 	if detach {
 		args = append(args, "-d")
 	} else {

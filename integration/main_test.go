@@ -17,10 +17,11 @@ import (
 )
 
 const (
-	runtimeName = "io.containerd.persist.v1"
-	namespace   = "persist-test"
-	image1      = "docker.io/library/persist-test:1"
-	image2      = "docker.io/library/persist-test:2"
+	runtimeName   = "io.containerd.persist.v1"
+	fpRuntimeName = "io.containerd.persist-fp.v1" // the shim's failpoint build
+	namespace     = "persist-test"
+	image1        = "docker.io/library/persist-test:1"
+	image2        = "docker.io/library/persist-test:2"
 )
 
 // daemon is the containerd that TestMain started for all tests.
@@ -73,9 +74,10 @@ func setUp() error {
 	}
 	daemon.address = filepath.Join(daemon.dir, "containerd.sock")
 	daemon.bin = filepath.Join(daemon.dir, "bin")
-	// The shim is a test build: it honours the failpoint annotation.
-	for _, cmd := range []string{"containerd-shim-persist-v1", "persistctl"} {
-		if err := command(repo, "go", "build", "-tags", "failpoints", "-o", filepath.Join(daemon.bin, cmd), "./cmd/"+cmd); err != nil {
+	// The release shim, and its test build that honours the failpoint
+	// annotation (runtime fpRuntimeName).
+	for _, cmd := range []string{"containerd-shim-persist-v1", "containerd-shim-persist-fp-v1", "persistctl"} {
+		if err := command(repo, "go", "build", "-o", filepath.Join(daemon.bin, cmd), "./cmd/"+cmd); err != nil {
 			return err
 		}
 	}

@@ -6,4 +6,8 @@
 // The shim owns class resolution (runtime options, annotations, default) and
 // the order of setup. The mounts themselves live in the overlay and volumes
 // packages; every host-side step is journaled before it is taken.
+//
+// A shim's main calls Register, then containerd's shim.RunShim with
+// NewManager. Test builds pass WithHooks to stop at chosen steps; the
+// release build has no hooks.
 package shim

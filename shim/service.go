@@ -11,51 +11,16 @@ import (
 	"strings"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v3"
-	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/pkg/shim"
-	"github.com/containerd/containerd/v2/pkg/shutdown"
-	"github.com/containerd/containerd/v2/pkg/sys/reaper"
-	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
-	"github.com/containerd/plugin"
-	"github.com/containerd/plugin/registry"
 	"github.com/containerd/ttrpc"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/containerd-persist/containerd-persist/config"
-	"github.com/containerd-persist/containerd-persist/host"
 )
-
-func init() {
-	registry.Register(&plugin.Registration{
-		Type:     plugins.TTRPCPlugin,
-		ID:       "task",
-		Requires: []plugin.Type{plugins.EventPlugin, plugins.InternalPlugin},
-		InitFn: func(ic *plugin.InitContext) (any, error) {
-			pp, err := ic.GetByID(plugins.EventPlugin, "publisher")
-			if err != nil {
-				return nil, err
-			}
-			ss, err := ic.GetByID(plugins.InternalPlugin, "shutdown")
-			if err != nil {
-				return nil, err
-			}
-			runc, err := task.NewTaskService(ic.Context, pp.(shim.Publisher), ss.(shutdown.Service))
-			if err != nil {
-				return nil, err
-			}
-			return &service{
-				TTRPCTaskService: runc,
-				configs:          &configs{systemPath: config.SystemPath},
-				storage:          newStorage(ic.Properties[plugins.PropertyGRPCAddress], host.Linux{Monitor: reaper.Default}),
-			}, nil
-		},
-	})
-}
 
 // service is runc's task service with storage setup around Create and
 // Delete; every other call goes straight to runc.
@@ -72,17 +37,29 @@ func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 	return nil
 }
 
-// Create sets up the container's storage, then has runc create it.
+// Create sets up the container's storage, then has runc create it. A pod's
+// sandbox (pause) container carries the pod's annotations but none of its
+// storage, which the pod's containers get: it goes to runc untouched.
 func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *taskapi.CreateTaskResponse, retErr error) {
-	c, cfg, class, err := s.prepare(ctx, r)
+	opts, err := splitOptions(r.Options)
+	if err != nil {
+		return nil, toTTRPC(fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err))
+	}
+	r.Options = opts.runc // runc must never see ours
+	spec, err := readSpec(r.Bundle)
 	if err != nil {
 		return nil, toTTRPC(err)
 	}
-	if class == nil {
+	if spec.Annotations[criContainerType] == "sandbox" {
 		return s.TTRPCTaskService.Create(ctx, r)
 	}
-	if err := s.storage.setup(ctx, cfg, class, c); err != nil {
-		return nil, toTTRPC(fmt.Errorf("container %s, class %s: %w", c.id, class.Name, err))
+	req, err := s.prepare(ctx, r, opts, spec)
+	if err != nil {
+		return nil, toTTRPC(err)
+	}
+	c := req.container
+	if err := s.storage.setup(ctx, req); err != nil {
+		return nil, toTTRPC(fmt.Errorf("container %s, class %s: %w", c.id, req.class.Name, err))
 	}
 	defer func() {
 		if retErr != nil {
@@ -98,34 +75,26 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	return s.TTRPCTaskService.Create(ctx, r)
 }
 
-// prepare reads what setup needs from the request and picks the class; no
-// class for a pod's sandbox. It hands runc its own options in place of ours.
-func (s *service) prepare(ctx context.Context, r *taskapi.CreateTaskRequest) (*container, *config.Config, *config.Class, error) {
+// setupRequest is what a container's storage setup needs.
+type setupRequest struct {
+	container *container
+	cfg       *config.Config
+	class     *config.Class
+}
+
+// prepare finds the container's config and class.
+func (s *service) prepare(ctx context.Context, r *taskapi.CreateTaskRequest, opts runtimeOptions, spec *specs.Spec) (*setupRequest, error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	opts, err := splitOptions(r.Options)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
-	}
-	r.Options = opts.runc
-	spec, err := readSpec(r.Bundle)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	// The sandbox (pause) container of a pod carries the pod's annotations
-	// but none of its storage: the pod's containers get that.
-	if spec.Annotations[criContainerType] == "sandbox" {
-		return nil, nil, nil, nil
+		return nil, err
 	}
 	cfg, err := s.configs.load(opts)
 	if err != nil {
-		return nil, nil, nil, classifyConfigError(err)
+		return nil, classifyConfigError(err)
 	}
 	class, err := resolveClass(cfg, spec.Annotations)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	c := &container{
 		namespace: ns,
@@ -134,7 +103,7 @@ func (s *service) prepare(ctx context.Context, r *taskapi.CreateTaskRequest) (*c
 		spec:      spec,
 		rootfs:    mount.FromProto(r.Rootfs),
 	}
-	return c, cfg, class, nil
+	return &setupRequest{container: c, cfg: cfg, class: class}, nil
 }
 
 // Delete has runc delete the task, then releases its storage. The storage is

@@ -25,15 +25,16 @@ import (
 // setupRun is the setup of one container's storage, step by step. Every
 // host-side step is recorded in j before it is taken.
 type setupRun struct {
-	*storage
-	cfg    *config.Config
-	class  *config.Class
-	c      *container
-	j      *journal.Journal
-	holder volumes.Holder
-	store  *volumes.Store
-	vars   map[string]string // name template values
-	tenant string            // of every volume the container gets
+	address string // containerd's, asked about machine images
+	mounter host.Mounter
+	cfg     *config.Config
+	class   *config.Class
+	c       *container
+	j       *journal.Journal
+	holder  volumes.Holder
+	store   *volumes.Store
+	vars    map[string]string // name template values
+	tenant  string            // of every volume the container gets
 
 	pending chan struct{} // closed when the image of the root volume is recorded
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/containerd/log"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/state"
@@ -37,9 +36,10 @@ type container struct {
 
 // storage sets up and tears down the storage of containers.
 type storage struct {
-	address string // containerd's gRPC socket, asked about machine images
-	mounter host.Mounter
-	locks   *volumes.Locks // held by this process for its containers' lives
+	address  string // containerd's gRPC socket, asked about machine images
+	mounter  host.Mounter
+	locks    *volumes.Locks                                    // held by this process for its containers' lives
+	hooksFor func(annotations map[string]string) (Hook, error) // test builds only
 
 	mu   sync.Mutex
 	live map[string]*live // by journal path
@@ -47,15 +47,16 @@ type storage struct {
 
 // live is what the storage of a live container needs for its release.
 type live struct {
-	journal   *journal.Journal // kept open and locked: the container lives
-	holder    volumes.Holder   // whose volume locks to release
-	failpoint *failpoint       // test builds only
-	pending   chan struct{}    // closed when background work on its volumes is done
+	journal *journal.Journal // kept open and locked: the container lives
+	holder  volumes.Holder   // whose volume locks to release
+	hook    Hook             // test builds only
+	pending chan struct{}    // closed when background work on its volumes is done
 }
 
-// setup gives c the storage of class, editing c.spec and c.rootfs. On error
-// everything it did is undone.
-func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.Class, c *container) (retErr error) {
+// setup gives a container the storage of its class, editing its spec and
+// rootfs. On error everything it did is undone.
+func (s *storage) setup(ctx context.Context, req *setupRequest) error {
+	c, cfg := req.container, req.cfg
 	if err := state.Dir(cfg.StateDir).Prepare(); err != nil {
 		return err
 	}
@@ -68,7 +69,7 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 	if err := os.WriteFile(filepath.Join(c.bundle, journalPointer), []byte(jpath), 0o600); err != nil {
 		return err
 	}
-	fp, err := parseFailpoint(c.spec.Annotations)
+	hook, err := s.hookOf(c.spec.Annotations)
 	if err != nil {
 		return err
 	}
@@ -76,11 +77,12 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 	if err != nil {
 		return fmt.Errorf("create setup journal: %w", err)
 	}
-	j.BeforeRecord(func(n int) error { return fp.at("create", n) })
+	j.BeforeRecord(func(n int) error { return hook("create", n) })
 	run := &setupRun{
-		storage: s,
+		address: s.address,
+		mounter: s.mounter,
 		cfg:     cfg,
-		class:   class,
+		class:   req.class,
 		c:       c,
 		j:       j,
 		holder:  holder,
@@ -88,22 +90,37 @@ func (s *storage) setup(ctx context.Context, cfg *config.Config, class *config.C
 		vars:    templateVars(c.spec.Annotations, c.namespace, c.id),
 		tenant:  tenantOf(c.spec.Annotations),
 	}
-	defer func() {
-		if retErr == nil {
-			retErr = fp.at("create", j.Recorded())
-		}
-		if retErr == nil {
-			s.mu.Lock()
-			s.live[jpath] = &live{journal: j, holder: holder, failpoint: fp, pending: run.pending}
-			s.mu.Unlock()
-			return
-		}
+	err = run.do(ctx)
+	if err == nil {
+		err = hook("create", j.Recorded())
+	}
+	if err != nil {
 		run.wait()
-		if err := j.Release(s.undoer(holder)); err != nil {
-			log.G(ctx).WithError(err).WithField("journal", jpath).Error("undo failed setup")
+		if uerr := j.Release(s.undoer(holder)); uerr != nil {
+			log.G(ctx).WithError(uerr).WithField("journal", jpath).Error("undo failed setup")
 		}
-	}()
-	return run.do(ctx)
+		return err
+	}
+	s.mu.Lock()
+	s.live[jpath] = &live{journal: j, holder: holder, hook: hook, pending: run.pending}
+	s.mu.Unlock()
+	return nil
+}
+
+// hookOf is the test build's hook of a container; a hook that does nothing
+// in a release build.
+func (s *storage) hookOf(annotations map[string]string) (Hook, error) {
+	var hook Hook
+	if s.hooksFor != nil {
+		var err error
+		if hook, err = s.hooksFor(annotations); err != nil {
+			return nil, err
+		}
+	}
+	if hook == nil {
+		hook = func(string, int) error { return nil }
+	}
+	return hook, nil
 }
 
 // teardown releases the storage of container id of namespace ns by its
@@ -121,11 +138,16 @@ func (s *storage) teardown(path, ns, id string) error {
 	if l.pending != nil {
 		<-l.pending // it writes to a volume that is released next
 	}
-	if l.failpoint != nil {
-		return l.journal.Release(failpointUndoer{u, l.failpoint})
-	}
-	return l.journal.Release(u)
+	return l.journal.Release(hookedUndoer{u, l.hook})
 }
+
+// hookedUndoer calls a container's delete hook before each undo step.
+type hookedUndoer struct {
+	journal.Undoer
+	hook Hook
+}
+
+func (u hookedUndoer) BeforeUndo(done int) error { return u.hook("delete", done) }
 
 // teardownBundle releases the storage of the container whose bundle is given.
 func (s *storage) teardownBundle(bundle, ns, id string) error {

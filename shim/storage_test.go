@@ -179,7 +179,7 @@ func (e *setupEnv) setup(t *testing.T, cfg *config.Config, c *container) error {
 		t.Fatal(err)
 	}
 	e.host.journal = state.Dir(cfg.StateDir).Journal(c.namespace, c.id)
-	return e.storage.setup(context.Background(), cfg, class, c)
+	return e.storage.setup(context.Background(), &setupRequest{container: c, cfg: cfg, class: class})
 }
 
 // assertReleased checks that nothing of container id is left in the state

@@ -11,5 +11,6 @@ import (
 )
 
 func main() {
+	persist.Register()
 	shim.RunShim(context.Background(), persist.NewManager())
 }

@@ -1,5 +1,0 @@
-//go:build !failpoints
-
-package shim
-
-const failpointsEnabled = false

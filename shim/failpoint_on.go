@@ -1,6 +1,0 @@
-//go:build failpoints
-
-package shim
-
-// Test builds (go build -tags failpoints) honour the failpoint annotation.
-const failpointsEnabled = true
