@@ -44,14 +44,18 @@ func CheckPrivateDir(dir string) error {
 }
 
 func checkOwner(dir, p string, st *unix.Stat_t, stickyOK bool) error {
+	what := p
+	if p != dir {
+		what = fmt.Sprintf("%s, above %s,", p, dir)
+	}
 	if uid := int(st.Uid); uid != 0 && uid != os.Geteuid() {
-		return fmt.Errorf("%w: %s: %s is owned by uid %d: it must belong to root (chown root %s)",
-			errdefs.ErrFailedPrecondition, dir, p, uid, p)
+		return fmt.Errorf("%w: %s is owned by uid %d: it must belong to root (chown root %s)",
+			errdefs.ErrFailedPrecondition, what, uid, p)
 	}
 	writable := st.Mode&0o022 != 0
 	if writable && !(stickyOK && st.Mode&unix.S_ISVTX != 0) {
-		return fmt.Errorf("%w: %s: %s is writable by group or others (mode %04o): make it writable by its owner only (chmod go-w %s)",
-			errdefs.ErrFailedPrecondition, dir, p, st.Mode&0o7777, p)
+		return fmt.Errorf("%w: %s is writable by group or others (mode %04o): make it writable by its owner only (chmod go-w %s)",
+			errdefs.ErrFailedPrecondition, what, st.Mode&0o7777, p)
 	}
 	return nil
 }

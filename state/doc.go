@@ -3,9 +3,13 @@
 //
 //	<state_dir>/journal/<namespace>/<container>   setup journal, locked while the container lives
 //	<state_dir>/scratch/<namespace>/<container>/  scratch mounts and images
-//	<state_dir>/locks/<namespace>/<volume>        volume locks
-//	<state_dir>/mounts/<namespace>/<volume>       loopfile volumes while attached
+//	<state_dir>/mounts/<namespace>/[@<tenant>/]<volume>  loopfile volumes while attached (volumes.Store.MountPath)
 //	<state_dir>/templates/                        a formatted image per disk scratch size, copied per container
+//
+// Volume locks are not here: they live in each backend, beside the volumes
+// (volumes.Backend.LockPath), so that every state dir sharing a backend sees
+// them. gc still removes stale ones from <state_dir>/locks, where they were
+// kept before.
 //
 // A container's storage is released by replaying its journal with Undoer:
 // by the shim at task delete, by `shim delete` after a shim was killed, and

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/volumes"
@@ -54,16 +53,13 @@ func (u Undoer) Sync(path string) error {
 func (u Undoer) Release(path string) error { return journal.Replay(path, u) }
 
 // Prepare makes the state dir if it is missing and refuses one that users
-// other than its owner may write: they could plant mounts and locks there.
+// other than root may change, or whose parents they may: they could plant
+// mounts and journals there.
 func (d Dir) Prepare() error {
 	if err := os.MkdirAll(string(d), 0o700); err != nil {
 		return fmt.Errorf("make state dir: %w", err)
 	}
-	fi, err := os.Stat(string(d))
-	if err != nil {
-		return err
-	}
-	if err := config.CheckPrivate(fi); err != nil {
+	if err := host.CheckPrivateDir(string(d)); err != nil {
 		return fmt.Errorf("state dir %s: %w", d, err)
 	}
 	return nil
