@@ -10,8 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MaxOpen is the most directory descriptors a Cursor keeps open. Deeper
-// levels are closed and reached again by "..". It is far below the usual
+// MaxOpen is the most directory descriptors a Cursor keeps open (Up opens
+// one more for a moment). Shallower levels are closed and reached again by
+// "..". It is far below the usual
 // RLIMIT_NOFILE, and deep enough that a tree of ordinary depth is walked
 // without reopening anything.
 const MaxOpen = 64

@@ -9,8 +9,9 @@
 //
 // Invariants:
 //   - Whatever the depth, a Cursor holds at most MaxOpen directory
-//     descriptors, Walk at most MaxOpen plus what its callback opens, and
-//     RemoveAll at most MaxOpen+1. Go's os.RemoveAll and a recursive walk
+//     descriptors, and one more for a moment while it climbs; Walk holds one
+//     Cursor's (plus what its callback opens), RemoveAll one Cursor's and
+//     the parent of what it removes. Go's os.RemoveAll and a recursive walk
 //     hold one per level and fail with EMFILE on a tree a container builds
 //     in seconds.
 //   - A directory is entered from its parent by one name, with openat2
@@ -22,9 +23,9 @@
 //     reached again by ".." from its child, and used only if its device and
 //     inode are the ones it had when it was entered; else the work stops
 //     with ErrChanged. RemoveAll also checks them before each rmdir.
-//   - No path longer than PATH_MAX is ever handed to the kernel, and no
-//     path string is built unless a caller asks for one (Entry.Path,
-//     Cursor.Path): Walk and RemoveAll cost time linear in the number of
+//   - No path is handed to the kernel but the root a caller gives, so no
+//     depth meets PATH_MAX, and no path string is built unless a caller
+//     asks for one (Entry.Path, Cursor.Path): Walk and RemoveAll cost time linear in the number of
 //     entries, not in the sum of their depths. Paths in errors are cut with
 //     Shorten, so an error stays one readable line.
 //

@@ -16,8 +16,8 @@ import (
 const maxRetries = 16
 
 // RemoveAll removes path and everything under it, like os.RemoveAll, with
-// at most MaxOpen+1 descriptors open whatever the depth, and no path longer
-// than path itself handed to the kernel. Symlinks are unlinked, never
+// one Cursor's descriptors and one more open whatever the depth, and no
+// path longer than path itself handed to the kernel. Symlinks are unlinked, never
 // followed. A mount point in the tree is not reached into: RemoveAll stops
 // there with ErrFailedPrecondition, for the caller to unmount it first. A
 // path that does not exist is success.

@@ -40,7 +40,7 @@ func (e *Entry) Where() string {
 // Walk visits root and then everything under it, each directory before its
 // content, in name order, calling fn with each. It never follows a symlink,
 // it does not go into another mount under root (the mount point itself is
-// visited), and it holds at most MaxOpen descriptors whatever the depth.
+// visited), and it holds one Cursor's descriptors whatever the depth.
 // Files that vanish while it walks (a live volume) are skipped. fn must not
 // keep the Entry it is given.
 func Walk(root string, fn func(*Entry) error) error {
