@@ -1,18 +1,27 @@
-// Package volumes owns named persistent volumes: where they live (backends),
-// their metadata, and who holds them (locks).
+// Package volumes owns named persistent volumes: their identity, where they
+// live (backends), their metadata, and who holds them (locks).
 //
-// A volume is identified by (containerd namespace, name). Each backend keeps a
-// volume as the directory <path>/<namespace>/<name>, holding volume.json and
-// either its content (dir backend: fs/) or a sparse ext4 image (loopfile
-// backend: disk.img, loop-mounted under the state dir while attached).
+// A volume is identified by an ID: (containerd namespace, tenant, name),
+// made only by NewID. The tenant is the pod's Kubernetes namespace under
+// CRI, and none elsewhere. Each backend keeps a volume as the directory
+// <path>/<namespace>/<name>, or <path>/<namespace>/@<tenant>/<name>, holding
+// volume.json and either its content (dir backend: fs/) or an ext4 image
+// whose space is reserved (loopfile backend: disk.img, loop-mounted under
+// the state dir while attached).
 //
 // Invariants:
 //   - A volume is created in a hidden temporary directory beside its final
 //     place and renamed into place whole: a half-made volume is never visible.
-//   - A volume is attached under its lock (state_dir/locks/<namespace>/<name>):
+//   - A volume is attached under its lock, <path>/.locks/<its place>:
 //     exclusive, or shared for volumes that say so. The lock is an flock held
-//     by the shim process, so it ends by itself when the shim dies.
-//   - Names match [a-z0-9][a-z0-9._-]{0,62}; they never hold "/" or "..".
+//     by the shim process, so it ends by itself when the shim dies; it lives
+//     in the backend, so every state dir that shares the backend sees it.
+//   - Names are one path component: no "/", never "." or ".."; a name over
+//     63 bytes is kept whole in volume.json and its directory name is cut and
+//     hashed (diskName), with a "~" that no name holds.
+//   - A backend that others may write is refused before anything in it is
+//     read or written.
 //   - Host-side code opens volume content without following symlinks that a
-//     container may have planted there.
+//     container may have planted there, and walks and removes trees of any
+//     depth through fstree, with a bounded number of descriptors.
 package volumes
