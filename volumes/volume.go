@@ -50,19 +50,20 @@ type ImageChange struct {
 
 // Meta is a volume's metadata, kept in volume.json.
 type Meta struct {
-	Name         string        `json:"name"`
-	Namespace    string        `json:"namespace"`
-	Tenant       string        `json:"tenant,omitempty"`
-	Backend      string        `json:"backend"`
-	Type         string        `json:"type"`
-	Size         uint64        `json:"size,omitempty"`
-	Overcommit   bool          `json:"overcommit,omitempty"` // its image's space was not reserved
-	Created      time.Time     `json:"created"`
-	LastAttached time.Time     `json:"last_attached,omitzero"`
-	LastHolder   string        `json:"last_holder,omitempty"`
-	Class        string        `json:"class,omitempty"`
-	Image        *Image        `json:"image,omitempty"`
-	ImageChanges []ImageChange `json:"image_changes,omitempty"`
+	Name         string            `json:"name"`
+	Namespace    string            `json:"namespace"`
+	Tenant       string            `json:"tenant,omitempty"`
+	Backend      string            `json:"backend"`
+	Type         string            `json:"type"`
+	Size         uint64            `json:"size,omitempty"`
+	Overcommit   bool              `json:"overcommit,omitempty"` // its image's space was not reserved
+	Created      time.Time         `json:"created"`
+	LastAttached time.Time         `json:"last_attached,omitzero"`
+	LastHolder   string            `json:"last_holder,omitempty"`
+	Class        string            `json:"class,omitempty"`
+	Image        *Image            `json:"image,omitempty"`
+	ImageChanges []ImageChange     `json:"image_changes,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"` // the operator's, set by persistctl
 }
 
 const (
