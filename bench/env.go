@@ -4,101 +4,110 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/moby/sys/mountinfo"
-	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/internal/containerdtest"
 )
 
 const (
 	persistRuntime = "io.containerd.persist.v1"
 	runcRuntime    = "io.containerd.runc.v2"
 	imageName      = "docker.io/library/persist-bench:1"
+	persistShim    = "containerd-shim-persist-v1"
+	runcShim       = "containerd-shim-runc-v2"
 )
 
-// env is one bench run's world: a private containerd with the shim on its
-// PATH, a config with a class per case, and a directory that holds all of
-// it and is removed at the end.
+// env is one bench run's world: a private containerd with both shims on
+// its PATH, a config with a class per case, and a directory that holds all
+// of it and is removed at the end.
 type env struct {
 	o        options
+	log      io.Writer // progress
 	repo     string
 	dir      string // everything of this run
-	ctdDir   string // containerd's root, state, sockets, log
-	address  string
-	ctr      string
-	toolBin  string // containerd, ctr, containerd-shim-runc-v2
-	runcDir  string
+	daemon   *containerdtest.Daemon
+	shims    string // the copies of both shims that containerd runs
 	config   string // the shim's config, one class per case
 	stateDir string
 	toolDir  string // holds iotool, bind-mounted into I/O containers
 	client   *client.Client
 	image    client.Image
-	started  bool
 }
 
 func newEnv(ctx context.Context, o options, repo string) (*env, error) {
 	e := &env{o: o, repo: repo}
-	e.toolBin = filepath.Join(o.Tools, "containerd-v2.4.2")
-	e.runcDir = filepath.Join(o.Tools, "runc-v1.4.3")
-	e.ctr = filepath.Join(e.toolBin, "ctr")
-	for _, p := range []string{e.ctr, filepath.Join(e.toolBin, "containerd"), filepath.Join(e.runcDir, "runc")} {
-		if _, err := os.Stat(p); err != nil {
-			return e, fmt.Errorf("%v: run scripts/install-deps.sh (make deps)", err)
-		}
+	tools, err := containerdtest.FindTools()
+	if err != nil {
+		return e, err
 	}
-	for _, b := range []string{"containerd-shim-persist-v1", "persistctl"} {
+	for _, b := range []string{persistShim, "persistctl"} {
 		if _, err := os.Stat(filepath.Join(o.Bin, b)); err != nil {
-			return e, fmt.Errorf("%v: build it first (make build)", err)
+			return e, fmt.Errorf("%w: build it first (make build)", err)
 		}
 	}
 	if err := os.MkdirAll(o.WorkParent, 0o755); err != nil {
 		return e, err
 	}
-	dir, err := os.MkdirTemp(o.WorkParent, "persist-bench-")
-	if err != nil {
+	if e.dir, err = os.MkdirTemp(o.WorkParent, "persist-bench-"); err != nil {
 		return e, err
 	}
-	e.dir = dir
-	e.ctdDir = filepath.Join(dir, "ctd")
-	e.address = filepath.Join(e.ctdDir, "containerd.sock")
-	e.stateDir = filepath.Join(dir, "state")
-	e.config = filepath.Join(dir, "persist.toml")
-	e.toolDir = filepath.Join(dir, "tool")
+	e.daemon = &containerdtest.Daemon{Dir: filepath.Join(e.dir, "ctd"), Repo: repo, Tools: tools, ShimDir: filepath.Join(e.dir, "shims")}
+	e.shims = e.daemon.ShimDir
+	e.stateDir = filepath.Join(e.dir, "state")
+	e.config = filepath.Join(e.dir, "persist.toml")
+	e.toolDir = filepath.Join(e.dir, "tool")
 	// The shim socket dir must fit containerd's limit, or shims share the
 	// host's /run/containerd/s.
-	if len(filepath.Join(e.ctdDir, "s")) > 42 {
-		return e, fmt.Errorf("work directory %s is too long for containerd's shim sockets: pick a shorter -workdir", dir)
+	if len(filepath.Join(e.daemon.Dir, "s")) > 42 {
+		return e, fmt.Errorf("work directory %s is too long for containerd's shim sockets: pick a shorter -workdir", e.dir)
 	}
-	if err := os.WriteFile(e.config, []byte(shimConfig(dir)), 0o600); err != nil {
-		return e, err
+	// A binary as the linker wrote it execs up to ~1 ms slower than a copy
+	// of it: both shims are copied the same way, so that neither pays that.
+	copies := map[string]string{
+		filepath.Join(o.Bin, persistShim):         filepath.Join(e.shims, persistShim),
+		filepath.Join(tools.Containerd, runcShim): filepath.Join(e.shims, runcShim),
 	}
-	for _, b := range []string{"vol-dir", "vol-loop"} {
-		if err := os.Mkdir(filepath.Join(dir, b), 0o700); err != nil {
+	if o.Compare != "" {
+		copies[filepath.Join(o.Compare, persistShim)] = filepath.Join(e.dir, "compare", persistShim)
+	}
+	for src, dst := range copies {
+		if err := copyExecutable(src, dst); err != nil {
 			return e, err
 		}
 	}
-	if err := e.cmd(ctx, "go", "build", "-trimpath", "-o", filepath.Join(e.toolDir, "iotool"), "./bench/iotool"); err != nil {
+	if err := os.WriteFile(e.config, []byte(shimConfig(e.dir)), 0o600); err != nil {
 		return e, err
 	}
-	tar := filepath.Join(dir, "image.tar")
-	if err := e.cmd(ctx, filepath.Join(repo, "scripts/build-image.sh"), tar, imageName); err != nil {
+	for _, b := range []string{"vol-dir", "vol-loop"} {
+		if err := os.Mkdir(filepath.Join(e.dir, b), 0o700); err != nil {
+			return e, err
+		}
+	}
+	// iotool is static, so that it runs in a busybox image.
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(e.toolDir, "iotool"), "./bench/iotool")
+	build.Dir, build.Env = repo, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return e, fmt.Errorf("build iotool: %w: %s", err, out)
+	}
+	tar := filepath.Join(e.dir, "image.tar")
+	if err := containerdtest.BuildImage(repo, tar, imageName); err != nil {
 		return e, err
 	}
-	e.started = true
-	if err := e.cmd(ctx, filepath.Join(repo, "scripts/containerd.sh"), "start", e.ctdDir); err != nil {
+	if err := e.daemon.Start(); err != nil {
 		return e, err
 	}
-	if out, err := e.ctrOut(ctx, "images", "import", tar); err != nil {
-		return e, fmt.Errorf("import image: %v: %s", err, out)
+	if err := e.daemon.Import(o.Namespace, tar); err != nil {
+		return e, err
 	}
-	if e.client, err = client.New(e.address, client.WithDefaultNamespace(o.Namespace)); err != nil {
+	if e.client, err = client.New(e.daemon.Address(), client.WithDefaultNamespace(o.Namespace)); err != nil {
 		return e, err
 	}
 	if e.image, err = e.client.GetImage(ctx, imageName); err != nil {
@@ -107,30 +116,27 @@ func newEnv(ctx context.Context, o options, repo string) (*env, error) {
 	return e, nil
 }
 
-// cmd runs a command in the repository with the bench's environment:
-// containerd.sh finds the tools and the shim through it, and iotool is
-// built static so it runs in a busybox image.
-func (e *env) cmd(ctx context.Context, name string, args ...string) error {
-	c := exec.CommandContext(ctx, name, args...)
-	c.Dir = e.repo
-	c.Env = append(os.Environ(), "BIN_DIR="+e.toolBin, "RUNC_DIR="+e.runcDir, "SHIM_DIR="+e.o.Bin,
-		"CGO_ENABLED=0", "CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1")
-	if out, err := c.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %v: %s", filepath.Base(name), strings.Join(args, " "), err, out)
+// copyExecutable copies the binary src to a new file dst, as cp does.
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	return errors.Join(err, out.Close())
 }
 
-// ctrArgs are the arguments that point ctr at the bench's containerd.
-func (e *env) ctrArgs(args ...string) []string {
-	return append([]string{"-a", e.address, "-n", e.o.Namespace}, args...)
-}
-
-func (e *env) ctrOut(ctx context.Context, args ...string) (string, error) {
-	c := exec.CommandContext(ctx, e.ctr, e.ctrArgs(args...)...)
-	c.Env = append(os.Environ(), "CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1")
-	out, err := c.CombinedOutput()
-	return string(out), err
+// ctr is a ctr command in the bench's namespace.
+func (e *env) ctr(ctx context.Context, args ...string) *exec.Cmd {
+	return e.daemon.Ctr(ctx, e.o.Namespace, args...)
 }
 
 // close removes every container, stops containerd by its PID, unmounts
@@ -147,15 +153,10 @@ func (e *env) close() error {
 		errs = append(errs, e.removeContainers(ctx))
 		e.client.Close()
 	}
-	if e.started {
-		errs = append(errs, e.cmd(ctx, filepath.Join(e.repo, "scripts/containerd.sh"), "stop", e.ctdDir))
+	if e.daemon != nil {
+		errs = append(errs, e.daemon.Stop())
 	}
-	errs = append(errs, unmountUnder(e.dir))
-	if left, err := mountsUnder(e.dir); err != nil || len(left) > 0 {
-		errs = append(errs, fmt.Errorf("%s still has mounts %v (%v): not removed", e.dir, left, err))
-	} else if err := os.RemoveAll(e.dir); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, containerdtest.RemoveAll(e.dir))
 	// runc keeps per-namespace state beside the host's; only an empty
 	// directory is removed.
 	os.Remove(filepath.Join("/run/containerd/runc", e.o.Namespace))
@@ -196,42 +197,9 @@ func deleteContainer(ctx context.Context, c client.Container) error {
 	return nil
 }
 
-func mountsUnder(dir string) ([]string, error) {
-	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return nil, err
-	}
-	var paths []string
-	for _, m := range ms {
-		paths = append(paths, m.Mountpoint)
-	}
-	return paths, nil
-}
-
-// unmountUnder unmounts by path whatever is mounted under dir, deepest
-// first. A busy mount is detached, so the directory never stays mounted.
-func unmountUnder(dir string) error {
-	paths, err := mountsUnder(dir)
-	if err != nil {
-		return err
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(paths)))
-	var errs []error
-	for _, p := range paths {
-		err := unix.Unmount(p, 0)
-		if errors.Is(err, unix.EBUSY) {
-			err = unix.Unmount(p, unix.MNT_DETACH)
-		}
-		if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // shimConfig is the shim's config for the bench: one selectable class per
 // case, its state and backends under dir. Scratch and volume sizes leave
-// room for the I/O runs.
+// room for the I/O runs. mem-volume is for persistctl gc's fixture.
 func shimConfig(dir string) string {
 	return fmt.Sprintf(`version = 1
 state_dir = %q
@@ -282,6 +250,18 @@ selectable = true
 [[classes.volume-loop.volumes]]
 path = "/data"
 backend = "loop"
+name = "{name}"
+
+[classes.mem-volume]
+mode = "immutable"
+selectable = true
+[[classes.mem-volume.scratch]]
+path = "/tmp"
+medium = "memory"
+size = "512MiB"
+[[classes.mem-volume.volumes]]
+path = "/data"
+backend = "dir"
 name = "{name}"
 `, filepath.Join(dir, "state"), filepath.Join(dir, "vol-dir"), filepath.Join(dir, "vol-loop"))
 }

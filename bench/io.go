@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/internal/containerdtest"
 )
 
 // hostTarget is a filesystem on the host that a container target is held
@@ -77,7 +78,7 @@ func benchIO(ctx context.Context, e *env, r *results) error {
 		}
 	}
 	// Unmounted here so the images can go; close() would catch them too.
-	defer unmountUnder(hostDir)
+	defer containerdtest.UnmountAll(hostDir)
 
 	seq := map[string][]float64{}
 	iops := map[string][]float64{}

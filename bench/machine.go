@@ -48,8 +48,8 @@ func describeMachine(e *env) machine {
 		m.MemoryMiB = kib / 1024
 	}
 	m.Cgroup = cgroupVersion()
-	m.Containerd = firstLine(output(filepath.Join(e.toolBin, "containerd"), "--version"))
-	m.Runc = firstLine(output(filepath.Join(e.runcDir, "runc"), "--version"))
+	m.Containerd = firstLine(output(filepath.Join(e.daemon.Tools.Containerd, "containerd"), "--version"))
+	m.Runc = firstLine(output(filepath.Join(e.daemon.Tools.Runc, "runc"), "--version"))
 	m.WorkFS = fsType(e.dir)
 	return m
 }

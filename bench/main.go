@@ -2,9 +2,14 @@
 // containerd, on a private containerd that it starts and removes again:
 // start-to-exit time (through ctr and through the Go client), shim memory,
 // write throughput in scratch and volumes against the same filesystems on
-// the host, concurrent creates, persistctl over many volumes and leftovers,
-// and what the shim's own setup steps cost. It prints markdown tables, and
-// writes every sample as JSON.
+// the host, concurrent creates, persistctl over many volumes and over the
+// leftovers of killed shims, and the Go benchmarks of the packages that do
+// the shim's setup steps. It prints markdown tables, and writes every
+// sample as JSON.
+//
+// It times what a user pays: both shims are copies made the same way, and
+// each case is paired with runc in every round, for as many rounds as it
+// takes to resolve a difference of -resolve (1%), up to -max-runs.
 //
 // It needs root, containerd, ctr and runc from scripts/install-deps.sh, and
 // the shim and persistctl built into -bin (make bench does both).
@@ -20,27 +25,31 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/containerd-persist/containerd-persist/internal/containerdtest"
 )
 
 // options are the bench's knobs; the smoke test shrinks them.
 type options struct {
-	Runs       int    // start-to-exit runs of each case and client
-	Warmup     int    // unmeasured rounds before them
-	RSS        int    // sleeping containers of each kind for shim memory
-	IORuns     int    // I/O runs of each target
-	SeqMiB     int    // sequential write size
-	RandMiB    int    // random write file size
-	RandWrites int    // 4 KiB random writes per run
-	Scale      []int  // concurrent creates
-	ScaleRuns  int    // runs of each concurrency level
-	Volumes    int    // volumes in the persistctl volumes ls fixture
-	Leftovers  int    // dead containers' leftovers for persistctl gc
-	StepRuns   int    // runs of each setup step
-	Parts      string // comma-separated parts to run; "" is all
-	Bin        string // containerd-shim-persist-v1 and persistctl
-	Tools      string // what scripts/install-deps.sh installed
-	WorkParent string // where the bench's own directory is made
-	Out        string // results JSON
+	Runs       int     // start-to-exit rounds at least
+	MaxRuns    int     // and at most, until every ratio is resolved
+	Resolve    float64 // the widest interval of a ratio to runc, relative
+	Warmup     int     // unmeasured rounds before them
+	RSS        int     // sleeping containers of each kind for shim memory
+	IORuns     int     // I/O runs of each target
+	SeqMiB     int     // sequential write size
+	RandMiB    int     // random write file size
+	RandWrites int     // 4 KiB random writes per run
+	Scale      []int   // concurrent creates
+	ScaleRuns  int     // runs of each concurrency level
+	Volumes    int     // volumes in the persistctl volumes ls fixture
+	Leftovers  int     // dead containers' leftovers for persistctl gc
+	StepRuns   int     // -benchtime of the packages' benchmarks, in runs
+	Parts      string  // comma-separated parts to run; "" is all
+	Bin        string  // containerd-shim-persist-v1 and persistctl
+	Tools      string  // what scripts/install-deps.sh installed
+	WorkParent string  // where the bench's own directory is made
+	Out        string  // results JSON
 	Namespace  string
 	Compare    string // another build of the shim to time beside -bin's
 	Cases      string // comma-separated start and scale cases; "" is all
@@ -49,6 +58,8 @@ type options struct {
 func defaults() options {
 	return options{
 		Runs:       20,
+		MaxRuns:    400,
+		Resolve:    0.01,
 		Warmup:     1,
 		RSS:        5,
 		IORuns:     6,
@@ -58,7 +69,7 @@ func defaults() options {
 		Scale:      []int{1, 4, 16},
 		ScaleRuns:  5,
 		Volumes:    10000,
-		Leftovers:  1000,
+		Leftovers:  200,
 		StepRuns:   10,
 		Bin:        "bin",
 		Tools:      "/var/cache/containerd-persist/tools",
@@ -69,9 +80,10 @@ func defaults() options {
 }
 
 func main() {
-	child() // returns unless this process was started for a child job
 	o := defaults()
-	flag.IntVar(&o.Runs, "runs", o.Runs, "start-to-exit runs of each case")
+	flag.IntVar(&o.Runs, "runs", o.Runs, "start-to-exit rounds at least (each runs every case once)")
+	flag.IntVar(&o.MaxRuns, "max-runs", o.MaxRuns, "start-to-exit rounds at most, while a ratio to runc is not resolved")
+	flag.Float64Var(&o.Resolve, "resolve", o.Resolve, "run rounds until each start-to-exit ratio's 95% interval is this narrow (0.01: 1%)")
 	flag.IntVar(&o.Warmup, "warmup", o.Warmup, "unmeasured rounds before the start-to-exit runs")
 	flag.IntVar(&o.RSS, "rss", o.RSS, "sleeping containers of each kind for shim memory")
 	flag.IntVar(&o.IORuns, "io-runs", o.IORuns, "runs of each I/O target (even: each side goes first as often)")
@@ -80,8 +92,8 @@ func main() {
 	flag.IntVar(&o.RandWrites, "rand-writes", o.RandWrites, "4 KiB random writes per I/O run")
 	flag.IntVar(&o.ScaleRuns, "scale-runs", o.ScaleRuns, "runs of each concurrency level")
 	flag.IntVar(&o.Volumes, "volumes", o.Volumes, "volumes for persistctl volumes ls")
-	flag.IntVar(&o.Leftovers, "leftovers", o.Leftovers, "leftovers for persistctl gc")
-	flag.IntVar(&o.StepRuns, "step-runs", o.StepRuns, "runs of each setup step")
+	flag.IntVar(&o.Leftovers, "leftovers", o.Leftovers, "containers whose shims are killed, for persistctl gc")
+	flag.IntVar(&o.StepRuns, "step-runs", o.StepRuns, "runs of each package benchmark of a setup step")
 	flag.StringVar(&o.Parts, "parts", o.Parts, "run only these parts: start,memory,io,scale,persistctl,steps")
 	flag.StringVar(&o.Bin, "bin", o.Bin, "directory with the built shim and persistctl")
 	flag.StringVar(&o.Tools, "tools", o.Tools, "directory of scripts/install-deps.sh's tools")
@@ -114,7 +126,7 @@ func run(ctx context.Context, o options, out, log io.Writer) (res *results, retE
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("needs root: it runs containerd, mounts filesystems and sets up loop devices")
 	}
-	repo, err := repoRoot()
+	repo, err := containerdtest.Repo()
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +140,7 @@ func run(ctx context.Context, o options, out, log io.Writer) (res *results, retE
 		o.Out = filepath.Join(repo, o.Out)
 	}
 	e, err := newEnv(ctx, o, repo)
+	e.log = log
 	defer func() {
 		if cerr := e.close(); cerr != nil {
 			fmt.Fprintln(log, "bench: clean up:", cerr)
@@ -179,21 +192,4 @@ func (o options) wants(part string) bool {
 		}
 	}
 	return false
-}
-
-// repoRoot finds the module root from the working directory: go run and go
-// test both run somewhere inside it.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		if d == filepath.Dir(d) {
-			return "", fmt.Errorf("no go.mod above %s: run the bench from the repository", dir)
-		}
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -63,6 +64,10 @@ func benchMemory(ctx context.Context, e *env, r *results) error {
 			shim, err := parentPID(int(t.Pid()))
 			if err != nil {
 				return err
+			}
+			// Both shims must be the bench's copies (see newEnv).
+			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", shim)); err != nil || filepath.Dir(exe) != e.shims {
+				return fmt.Errorf("the shim of %s runs %q (%v), not the bench's copy in %s", c.Name, exe, err, e.shims)
 			}
 			m, err := memoryOf(shim)
 			if err != nil {

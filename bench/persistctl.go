@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerd-persist/containerd-persist/host"
-	"github.com/containerd-persist/containerd-persist/journal"
-	"github.com/containerd-persist/containerd-persist/overlay"
-	"github.com/containerd-persist/containerd-persist/state"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/internal/containerdtest"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
@@ -23,7 +22,7 @@ import (
 const lsRuns = 5
 
 // benchPersistctl times `persistctl volumes ls` over a fixture of many
-// volumes and `persistctl gc` over leftovers of many dead containers. Each
+// volumes and `persistctl gc` over the leftovers of many killed shims. Each
 // fixture has its own config and state dir, apart from the other parts'.
 func benchPersistctl(ctx context.Context, e *env, r *results) error {
 	ls, err := e.benchLs(ctx)
@@ -38,7 +37,8 @@ func benchPersistctl(ctx context.Context, e *env, r *results) error {
 	return nil
 }
 
-// fixture is a config whose state dir and backends live in dir.
+// fixture is the bench's config (see shimConfig) with its state dir and
+// backends in dir.
 type fixture struct {
 	dir, config, stateDir   string
 	dirBackend, loopBackend volumes.Backend
@@ -57,22 +57,7 @@ func newFixture(dir string) (fixture, error) {
 			return f, err
 		}
 	}
-	cfg := fmt.Sprintf(`version = 1
-state_dir = %q
-default_class = "web"
-
-[backends.dir]
-type = "dir"
-path = %q
-
-[backends.loop]
-type = "loopfile"
-path = %q
-
-[classes.web]
-mode = "immutable"
-`, f.stateDir, f.dirBackend.Path, f.loopBackend.Path)
-	return f, os.WriteFile(f.config, []byte(cfg), 0o600)
+	return f, os.WriteFile(f.config, []byte(shimConfig(dir)), 0o600)
 }
 
 func (f fixture) persistctl(ctx context.Context, bin, ns string, args ...string) *exec.Cmd {
@@ -99,7 +84,7 @@ func (e *env) benchLs(ctx context.Context) (lsResult, error) {
 		if i%10 == 9 {
 			b = f.loopBackend
 		}
-		m := volumes.Meta{Name: fmt.Sprintf("vol-%05d", i), Namespace: e.o.Namespace, Backend: b.Name, Type: b.Type, Created: created, Class: "web"}
+		m := volumes.Meta{Name: fmt.Sprintf("vol-%05d", i), Namespace: e.o.Namespace, Backend: b.Name, Type: b.Type, Created: created, Class: "mem"}
 		id, err := volumes.NewID(m.Namespace, "", m.Name)
 		if err != nil {
 			return res, err
@@ -143,35 +128,57 @@ func (e *env) benchLs(ctx context.Context) (lsResult, error) {
 }
 
 type gcResult struct {
-	Leftovers int     `json:"leftovers"`
-	Mounted   int     `json:"mounted"`
-	Locks     int     `json:"locks"`
+	Leftovers int     `json:"leftovers"` // containers whose shims were killed
+	Volumes   int     `json:"volumes"`   // of them with a volume
 	Seconds   float64 `json:"seconds,omitempty"`
 	Remaining int     `json:"remaining"` // journals and mounts gc left
 	Skipped   string  `json:"skipped,omitempty"`
 }
 
-// benchGC has a child process set up storage for e.o.Leftovers containers
-// and die without releasing it, as a killed shim would, then times one
-// `persistctl gc`; gc destroys its fixture, so it runs once.
-func (e *env) benchGC(ctx context.Context) (gcResult, error) {
-	res := gcResult{Leftovers: e.o.Leftovers}
+// benchGC leaves the storage of e.o.Leftovers containers behind for
+// persistctl gc, as a crash of the whole container stack would: the real
+// shim sets them up, then containerd is stopped and every shim and
+// container process is killed with SIGKILL. It times one gc, which
+// destroys its fixture, then starts containerd again, which cleans up its
+// own part (bundles, runc state) through the shim.
+func (e *env) benchGC(ctx context.Context) (res gcResult, retErr error) {
+	res = gcResult{Leftovers: e.o.Leftovers}
 	f, err := newFixture(filepath.Join(e.dir, "fixture-gc"))
 	if err != nil {
 		return res, err
 	}
-	spec := leftoverSpec{StateDir: f.stateDir, Backend: f.dirBackend, Namespace: e.o.Namespace, Count: e.o.Leftovers}
-	b, _ := json.Marshal(spec)
-	self, err := os.Executable()
-	if err != nil {
+	var inits, shims []int
+	for i := range e.o.Leftovers {
+		c := startCase{Name: "gc", Class: "mem", config: f.config}
+		volume := ""
+		if i%10 == 0 {
+			c.Class, volume = "mem-volume", fmt.Sprintf("gc-%05d", i)
+			res.Volumes++
+		}
+		init, shim, err := e.startSleeping(ctx, c, fmt.Sprintf("gc-%05d", i), volume)
+		if err != nil {
+			return res, err
+		}
+		inits, shims = append(inits, init), append(shims, shim)
+	}
+	if err := e.daemon.Stop(); err != nil {
 		return res, err
 	}
-	cmd := exec.CommandContext(ctx, self)
-	cmd.Env = append(os.Environ(), leftoverEnv+"="+string(b))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return res, fmt.Errorf("make leftovers: %v: %s", err, out)
+	defer func() {
+		if err := e.daemon.Start(); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+	for _, pid := range append(inits, shims...) {
+		if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+			return res, fmt.Errorf("kill %d: %w", pid, err)
+		}
 	}
-	res.Mounted, res.Locks = spec.mounted(), spec.locks()
+	for _, pid := range shims {
+		if err := waitDead(ctx, pid); err != nil {
+			return res, err
+		}
+	}
 
 	var out bytes.Buffer
 	gc := f.persistctl(ctx, e.o.Bin, e.o.Namespace, "gc")
@@ -185,7 +192,7 @@ func (e *env) benchGC(ctx context.Context) (gcResult, error) {
 	}
 	res.Seconds = d.Seconds()
 	journals, _ := filepath.Glob(filepath.Join(f.stateDir, "journal", e.o.Namespace, "*"))
-	mounts, err := mountsUnder(f.dir)
+	mounts, err := containerdtest.MountsUnder(f.dir)
 	if err != nil {
 		return res, err
 	}
@@ -193,93 +200,40 @@ func (e *env) benchGC(ctx context.Context) (gcResult, error) {
 	return res, nil
 }
 
-const leftoverEnv = "PERSIST_BENCH_LEFTOVERS"
-
-// leftoverSpec tells a leftover maker what to leave behind.
-type leftoverSpec struct {
-	StateDir  string
-	Backend   volumes.Backend
-	Namespace string
-	Count     int
-}
-
-// One in ten leftovers died with its scratch tmpfs mounted and a volume
-// attached; the rest died before their mount.
-func (s leftoverSpec) hasMount(i int) bool { return i%10 == 0 }
-func (s leftoverSpec) mounted() int        { return (s.Count + 9) / 10 }
-func (s leftoverSpec) locks() int          { return s.mounted() }
-
-// child does a child's job and exits when this process was started as one
-// (a leftover maker, or a cold step timer); otherwise it returns.
-func child() {
-	var err error
-	switch {
-	case os.Getenv(leftoverEnv) != "":
-		var s leftoverSpec
-		if err = json.Unmarshal([]byte(os.Getenv(leftoverEnv)), &s); err == nil {
-			err = s.make()
-		}
-	case os.Getenv(coldStepsEnv) != "":
-		err = coldSteps(os.Getenv(coldStepsEnv))
-	default:
-		return
-	}
+// startSleeping starts a container of c that sleeps, and returns the PIDs
+// of its process and of its shim.
+func (e *env) startSleeping(ctx context.Context, c startCase, id, volume string) (int, int, error) {
+	ctn, err := e.newContainer(ctx, c, id, volume, nil, "sleep", "3600")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench child:", err)
-		os.Exit(1)
+		return 0, 0, fmt.Errorf("create %s: %w", id, err)
 	}
-	os.Exit(0)
+	t, err := ctn.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		return 0, 0, fmt.Errorf("create task %s: %w", id, err)
+	}
+	if err := t.Start(ctx); err != nil {
+		return 0, 0, fmt.Errorf("start %s: %w", id, err)
+	}
+	shim, err := parentPID(int(t.Pid()))
+	return int(t.Pid()), shim, err
 }
 
-// make goes through the shim's own setup steps and returns without undoing
-// them; its process then exits, leaving the journals unlocked beside mounts
-// and stale volume locks.
-func (s leftoverSpec) make() error {
-	h := host.Linux{}
-	store := volumes.Open(s.StateDir, h, volumes.NewLocks())
-	for i := range s.Count {
-		id := fmt.Sprintf("dead-%05d", i)
-		j, err := journal.Create(state.Dir(s.StateDir).Journal(s.Namespace, id))
+// waitDead waits until pid has exited; a zombie has.
+func waitDead(ctx context.Context, pid int) error {
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
-			return err
+			return nil
 		}
-		dir := state.Dir(s.StateDir).Scratch(s.Namespace, id)
-		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-			return err
+		if fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(fields) > 0 && fields[0] == "Z" {
+			return nil
 		}
-		if err := j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
-			return err
-		}
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			return err
-		}
-		sc := filepath.Join(dir, "0")
-		if !s.hasMount(i) {
-			if err := j.Record(journal.Step{Kind: journal.Dir, Path: sc}); err != nil {
-				return err
-			}
-			if err := os.Mkdir(sc, 0o700); err != nil {
-				return err
-			}
-			continue
-		}
-		scratch := overlay.Scratch{Path: "/tmp", Size: 16 << 20}
-		if err := scratch.MountUpper(h, j, sc, overlay.DefaultOwner); err != nil {
-			return err
-		}
-		vid, err := volumes.NewID(s.Namespace, "", "vol-"+id)
-		if err != nil {
-			return err
-		}
-		_, err = store.Attach(j, volumes.AttachOptions{
-			ID: vid, Backend: s.Backend, Class: "web",
-			Holder: volumes.Holder{Namespace: s.Namespace, Container: id, Since: time.Now().UTC(), PID: os.Getpid()},
-		})
-		if err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	return nil
 }
 
 func sparseFile(path string, size int64) error {

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -38,7 +40,13 @@ func (r *results) print(w io.Writer, part string) {
 }
 
 func (r *results) printStart(w io.Writer) {
-	fmt.Fprintf(w, "\n## Start-to-exit (`true`), median of %d interleaved runs\n\n", r.Options.Runs)
+	rounds := 0
+	if len(r.Start) > 0 {
+		rounds = len(r.Start[0].Ctr.Samples)
+	}
+	fmt.Fprintf(w, "\n## Start-to-exit (`true`), median of %d rounds\n\n", rounds)
+	fmt.Fprintln(w, "Each round runs every case once, in a rotated order; × runc is the median of the rounds' ratios of a case to runc, with its 95% interval.")
+	fmt.Fprintf(w, "Rounds go on until every interval is narrower than %.1f%% of its ratio, or %d rounds: %s.\n\n", 100*r.Options.Resolve, r.Options.MaxRuns, r.resolution())
 	fmt.Fprintln(w, "| case | `ctr run --rm` ms | × runc (95% CI) | Go client ms | × runc (95% CI) | budget | ctr | client |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|---|---|")
 	for _, s := range r.Start {
@@ -143,7 +151,7 @@ func (r *results) printPersistctl(w io.Writer) {
 		}
 	}
 	if gc := r.GC; gc != nil {
-		fixture := fmt.Sprintf("%d dead containers' journals and scratch dirs; %d with a mounted tmpfs and a stale volume lock", gc.Leftovers, gc.Mounted)
+		fixture := fmt.Sprintf("%d containers whose shims were killed with containerd stopped, each with a memory /tmp mounted; %d with a dir volume", gc.Leftovers, gc.Volumes)
 		if gc.Skipped != "" {
 			fmt.Fprintf(w, "| `gc` | %s | — | — | SKIPPED: %s |\n", fixture, gc.Skipped)
 		} else {
@@ -153,13 +161,19 @@ func (r *results) printPersistctl(w io.Writer) {
 }
 
 func (r *results) printSteps(w io.Writer) {
-	fmt.Fprintf(w, "\n## The shim's setup steps, timed one by one, median of %d\n\n", r.Options.StepRuns)
-	fmt.Fprintln(w, "Warm: run after run in one process. Cold: once in a fresh process, in the shim's order, as a shim serving one container meets them.")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| step | paid by | warm ms | cold ms |")
-	fmt.Fprintln(w, "|---|---|--:|--:|")
+	fmt.Fprintf(w, "\n## The shim's setup steps: Go benchmarks of the packages that own them, %d runs each\n\n", r.Options.StepRuns)
+	fmt.Fprintln(w, "| package | benchmark | ms/op | also |")
+	fmt.Fprintln(w, "|---|---|--:|---|")
 	for _, s := range r.Steps {
-		fmt.Fprintf(w, "| %s | %s | %.2f | %.2f |\n", s.Name, s.Cases, s.Median, s.ColdMedian)
+		var also []string
+		for _, k := range slices.Sorted(maps.Keys(s.Metrics)) {
+			if name, ok := strings.CutSuffix(k, "-ns/op"); ok {
+				also = append(also, fmt.Sprintf("%s %.2f ms", name, s.Metrics[k]/1e6))
+			} else {
+				also = append(also, fmt.Sprintf("%g %s", s.Metrics[k], k))
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %.2f | %s |\n", s.Package, s.Name, s.MS, strings.Join(also, ", "))
 	}
 }
 
@@ -187,7 +201,22 @@ func (r *results) printBudget(w io.Writer) {
 }
 
 func withCI(ratio float64, ci [2]float64) string {
-	return fmt.Sprintf("%.3f (%.2f–%.2f)", ratio, ci[0], ci[1])
+	return fmt.Sprintf("%.3f (%.3f–%.3f)", ratio, ci[0], ci[1])
+}
+
+// resolution says whether the start rounds resolved every ratio.
+func (r *results) resolution() string {
+	if len(r.Start) < 2 {
+		return "no case beside runc"
+	}
+	w := 0.0
+	for _, s := range r.Start[1:] {
+		w = max(w, (s.CtrCI[1]-s.CtrCI[0])/s.CtrRatio, (s.ClientCI[1]-s.ClientCI[0])/s.ClientRatio)
+	}
+	if w <= r.Options.Resolve {
+		return fmt.Sprintf("resolved, the widest is %.2f%%", 100*w)
+	}
+	return fmt.Sprintf("**not resolved**, the widest is %.2f%%: run on a quieter machine, or with a larger -max-runs", 100*w)
 }
 
 func verdict(pass bool) string {

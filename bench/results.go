@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/containerd/continuity"
 )
 
 // results is everything a run measured, with the machine it ran on; it is
@@ -36,7 +38,9 @@ func newSeries(xs []float64) series { return series{Samples: xs, Median: median(
 
 type startResult struct {
 	startCase
-	Ctr         series     `json:"ctr_ms"`
+	Ctr series `json:"ctr_ms"`
+	// CtrRatio is the median of the rounds' ratios of this case's time to
+	// runc's, and CtrCI its 95% interval.
 	CtrRatio    float64    `json:"ctr_ratio"`
 	CtrCI       [2]float64 `json:"ctr_ratio_ci95"`
 	Client      series     `json:"client_ms"`
@@ -76,15 +80,6 @@ type scaleResult struct {
 	Ratio  map[string]float64 `json:"ratio"`
 }
 
-type stepResult struct {
-	Name       string    `json:"name"`
-	Cases      string    `json:"cases"`
-	MS         []float64 `json:"ms"`
-	Median     float64   `json:"median_ms"`
-	ColdMS     []float64 `json:"cold_ms"` // once each in fresh processes
-	ColdMedian float64   `json:"cold_median_ms"`
-}
-
 // budgetLine is one line of the performance budget and how this run did.
 type budgetLine struct {
 	What   string  `json:"what"`
@@ -112,10 +107,8 @@ func (r *results) setStart(all []startCase, ctr, cl map[string][]float64, phaseM
 	base := all[0].Name
 	for _, c := range all {
 		s := startResult{startCase: c, Ctr: newSeries(ctr[c.Name]), Client: newSeries(cl[c.Name])}
-		s.CtrRatio = s.Ctr.Median / median(ctr[base])
-		s.ClientRatio = s.Client.Median / median(cl[base])
-		s.CtrCI = ratioCI(ctr[c.Name], ctr[base])
-		s.ClientCI = ratioCI(cl[c.Name], cl[base])
+		s.CtrRatio, s.CtrCI = pairedRatio(ctr[c.Name], ctr[base])
+		s.ClientRatio, s.ClientCI = pairedRatio(cl[c.Name], cl[base])
 		s.Phases = map[string]series{}
 		for i, p := range phaseMS[c.Name] {
 			s.Phases[phases[i]] = newSeries(p)
@@ -182,14 +175,6 @@ func (r *results) setPersistctl(ls lsResult, gc gcResult) {
 	r.budget(what, median(ls.Seconds), 0.5, "s", true)
 }
 
-func (r *results) setSteps(s []stepResult) {
-	for i := range s {
-		s[i].Median = median(s[i].MS)
-		s[i].ColdMedian = median(s[i].ColdMS)
-	}
-	r.Steps = s
-}
-
 func (r *results) write(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -198,11 +183,7 @@ func (r *results) write(path string) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return continuity.AtomicWriteFile(path, append(b, '\n'), 0o644)
 }
 
 func median(xs []float64) float64 {
@@ -217,28 +198,47 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// ratioCI is a 95% bootstrap interval of median(a)/median(b): how far the
-// ratio could move on another run of the same machine. A budget line whose
-// interval straddles its limit is not settled by this run.
-func ratioCI(a, b []float64) [2]float64 {
-	if len(a) == 0 || len(b) == 0 {
-		return [2]float64{}
+// pairedRatio is the median of the ratios a[i]/b[i] of runs paired by
+// round, and its 95% interval: the order statistics around the median that
+// a sign test gives, which assumes nothing of the ratios' distribution.
+// Pairing takes the machine's drift out of the ratio; the interval says
+// how far the ratio could move on another run of the same machine.
+func pairedRatio(a, b []float64) (float64, [2]float64) {
+	n := min(len(a), len(b))
+	if n == 0 {
+		return 0, [2]float64{}
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	resample := func(xs []float64) float64 {
-		s := make([]float64, len(xs))
-		for i := range s {
-			s[i] = xs[rng.IntN(len(xs))]
-		}
-		return median(s)
-	}
-	const n = 2000
 	ratios := make([]float64, n)
 	for i := range ratios {
-		ratios[i] = resample(a) / resample(b)
+		ratios[i] = a[i] / b[i]
 	}
 	slices.Sort(ratios)
-	return [2]float64{ratios[n*25/1000], ratios[n*975/1000]}
+	h := 1.96 * math.Sqrt(float64(n)) / 2
+	lo := max(int(math.Floor(float64(n)/2-h)), 1)  // 1-based rank
+	hi := min(int(math.Ceil(float64(n)/2+h))+1, n) // 1-based rank
+	return median(ratios), [2]float64{ratios[lo-1], ratios[hi-1]}
+}
+
+// widest is the widest interval of any case's ratio to runc (the first
+// case), relative to the ratio, through ctr or the Go client.
+func widest(cases []startCase, ctr, cl map[string][]float64) float64 {
+	w := 0.0
+	for _, c := range cases[1:] {
+		for _, xs := range []map[string][]float64{ctr, cl} {
+			r, ci := pairedRatio(xs[c.Name], xs[cases[0].Name])
+			if r == 0 {
+				return math.Inf(1)
+			}
+			w = max(w, (ci[1]-ci[0])/r)
+		}
+	}
+	return w
+}
+
+// resolved reports whether every interval is narrower than width, so that
+// a difference of width shows.
+func resolved(cases []startCase, width float64, ctr, cl map[string][]float64) bool {
+	return widest(cases, ctr, cl) <= width
 }
 
 func mean(xs []float64) float64 {

@@ -1,10 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -29,8 +28,9 @@ type startCase struct {
 	Shim   string  `json:"shim,omitempty"`   // another build of the shim, by path
 	IODir  string  `json:"-"`                // where I/O runs write in the container
 	// For runc cases that do by hand part of what a class does.
-	ReadOnly bool `json:"read_only,omitempty"` // read-only root
-	TmpfsTmp bool `json:"tmpfs_tmp,omitempty"` // a 512 MiB tmpfs at /tmp
+	ReadOnly bool   `json:"read_only,omitempty"` // read-only root
+	TmpfsTmp bool   `json:"tmpfs_tmp,omitempty"` // a 512 MiB tmpfs at /tmp
+	config   string // the shim's config, when not the bench's
 }
 
 var cases = []startCase{
@@ -86,7 +86,7 @@ func (e *env) startCases() []startCase {
 		}
 		c.Name += "-compare"
 		c.Title += " [compare]"
-		c.Shim = filepath.Join(e.o.Compare, "containerd-shim-persist-v1")
+		c.Shim = filepath.Join(e.dir, "compare", persistShim) // the copy
 		out = append(out, c)
 	}
 	return out
@@ -119,15 +119,25 @@ func (c startCase) runtime() string {
 }
 
 // benchStart times `ctr run --rm IMG ID true` and the same through the Go
-// client for every case, round-robin, so that drift of the machine hits all
-// cases alike. The first rounds are warm-up and are not kept.
+// client for every case in rounds: each round runs every case once, in an
+// order rotated from round to round, so that a case and runc of one round
+// make a pair that the machine's drift hits alike. The first rounds are
+// warm-up and are not kept. Rounds go on past -runs until the interval of
+// every case's ratio to runc is narrower than -resolve, or -max-runs.
 func benchStart(ctx context.Context, e *env, r *results) error {
 	ctrMS := map[string][]float64{}
 	clientMS := map[string][]float64{}
 	phaseMS := map[string][][]float64{} // by case, then phase
 	all := e.startCases()
-	for round := -e.o.Warmup; round < e.o.Runs; round++ {
-		for _, c := range all {
+	more := func(round int) bool {
+		return round < e.o.Runs || round < e.o.MaxRuns && !resolved(all, e.o.Resolve, ctrMS, clientMS)
+	}
+	for round := -e.o.Warmup; more(round); round++ {
+		if round > 0 && round%50 == 0 {
+			fmt.Fprintf(e.log, "bench: start: %d rounds, widest interval %.2f%%\n", round, 100*widest(all, ctrMS, clientMS))
+		}
+		order := rotated(all, round)
+		for _, c := range order {
 			d, err := e.ctrRun(ctx, c, fmt.Sprintf("%s-ctr-%d", c.Name, round+e.o.Warmup), c.Volume)
 			if err != nil {
 				return err
@@ -136,7 +146,7 @@ func benchStart(ctx context.Context, e *env, r *results) error {
 				ctrMS[c.Name] = append(ctrMS[c.Name], ms(d))
 			}
 		}
-		for _, c := range all {
+		for _, c := range order {
 			d, phase, err := e.clientRun(ctx, c, fmt.Sprintf("%s-go-%d", c.Name, round+e.o.Warmup), c.Volume, "true")
 			if err != nil {
 				return err
@@ -172,8 +182,7 @@ func (e *env) ctrRun(ctx context.Context, c startCase, id, volume string) (time.
 		}
 	}
 	args = append(args, imageName, id, "true")
-	cmd := exec.CommandContext(ctx, e.ctr, e.ctrArgs(args...)...)
-	cmd.Env = append(os.Environ(), "CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1")
+	cmd := e.ctr(ctx, args...)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	d := time.Since(start)
@@ -190,7 +199,7 @@ func (e *env) newContainer(ctx context.Context, c startCase, id, volume string, 
 	ropts := any(&runcoptions.Options{})
 	specOpts := []oci.SpecOpts{oci.WithDefaultUnixDevices, oci.WithImageConfig(e.image), oci.WithProcessArgs(args...)}
 	if c.Class != "" {
-		ropts = &runtimeoptions.Options{ConfigPath: e.config}
+		ropts = &runtimeoptions.Options{ConfigPath: cmp.Or(c.config, e.config)}
 		specOpts = append(specOpts, oci.WithAnnotations(c.annotations(volume)))
 	}
 	if c.ReadOnly {
@@ -338,6 +347,12 @@ func (e *env) concurrent(ctx context.Context, c startCase, n, round int) (time.D
 		}
 	}
 	return d, nil
+}
+
+// rotated is cases with its first round%len(cases) cases moved to its end.
+func rotated(cases []startCase, round int) []startCase {
+	k := (round%len(cases) + len(cases)) % len(cases)
+	return append(slices.Clone(cases[k:]), cases[:k]...)
 }
 
 func maxInt(xs []int) int {

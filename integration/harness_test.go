@@ -8,13 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/internal/containerdtest"
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
 )
 
 // tcase is one test's world: its config, state dir and backends, and the
@@ -35,9 +36,7 @@ type tcase struct {
 // use {dir} for that directory.
 func newCase(t *testing.T, body string) *tcase {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root")
-	}
+	testenv.NeedRoot(t)
 	tc := &tcase{t: t, dir: t.TempDir(), namespace: namespace, runtime: runtimeName, containers: map[string]bool{}}
 	tc.stateDir = filepath.Join(tc.dir, "state")
 	if body != "" {
@@ -54,12 +53,7 @@ func newCase(t *testing.T, body string) *tcase {
 }
 
 // ctr runs ctr against the test daemon in namespace ns.
-func ctr(ns string, args ...string) (string, error) {
-	cmd := exec.Command(daemon.ctr, append([]string{"-a", daemon.address, "-n", ns}, args...)...)
-	cmd.Env = append(os.Environ(), "CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1")
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
+func ctr(ns string, args ...string) (string, error) { return daemon.CtrOutput(ns, args...) }
 
 // runArgs are the ctr run arguments for a container of this test.
 func (tc *tcase) runArgs(id, image string, annotations []string, cmd []string, detach bool) []string {
@@ -256,40 +250,24 @@ func leftoversIn(stateDir, namespace string) []string {
 	return left
 }
 
+// mountsUnder lists what is mounted at or under dir; an error reading the
+// mounts is listed as such.
 func mountsUnder(dir string) []string {
-	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	ms, err := containerdtest.MountsUnder(dir)
 	if err != nil {
 		return []string{err.Error()}
 	}
-	var paths []string
-	for _, m := range ms {
-		paths = append(paths, m.Mountpoint)
-	}
-	return paths
+	return ms
 }
 
 // loopsUnder lists loop devices whose backing file is under dir.
-func loopsUnder(dir string) []string {
-	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	var loops []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err == nil && strings.HasPrefix(string(bytes.TrimSpace(b)), dir+"/") {
-			loops = append(loops, strings.Split(f, "/")[3]+" on "+string(bytes.TrimSpace(b)))
-		}
-	}
-	return loops
-}
+func loopsUnder(dir string) []string { return containerdtest.LoopsUnder(dir) }
 
 // unmountUnder unmounts, deepest first and by path, whatever is mounted
 // under dir, so that removing dir cannot reach into a mounted filesystem.
 func unmountUnder(dir string) {
-	paths := mountsUnder(dir)
-	sort.Sort(sort.Reverse(sort.StringSlice(paths)))
-	for _, p := range paths {
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
-			fmt.Fprintf(os.Stderr, "unmount %s: %v\n", p, err)
-		}
+	if err := containerdtest.UnmountAll(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "unmount under %s: %v\n", dir, err)
 	}
 }
 

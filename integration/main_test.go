@@ -11,9 +11,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/containerd-persist/containerd-persist/internal/containerdtest"
+	"github.com/containerd-persist/containerd-persist/internal/testenv"
 )
 
 const (
@@ -26,6 +28,7 @@ const (
 
 // daemon is the containerd that TestMain started for all tests.
 var daemon struct {
+	*containerdtest.Daemon
 	dir     string // its root, state, sockets, log
 	address string
 	ctr     string // the ctr binary
@@ -40,7 +43,7 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	if os.Getuid() != 0 {
-		if os.Getenv("CI") != "" {
+		if testenv.CI() {
 			fmt.Fprintln(os.Stderr, "integration tests need root, and CI is set: refusing to skip them")
 			return 1
 		}
@@ -58,92 +61,65 @@ func run(m *testing.M) int {
 }
 
 func setUp() error {
-	repo, err := filepath.Abs("..")
+	repo, err := containerdtest.Repo()
 	if err != nil {
 		return err
 	}
-	daemon.repo = repo
-	tools := envOr("TOOLS_DIR", "/var/cache/containerd-persist/tools")
-	daemon.ctr = filepath.Join(tools, "containerd-"+envOr("CONTAINERD_VERSION", "v2.4.2"), "ctr")
-	if _, err := os.Stat(daemon.ctr); err != nil {
-		return fmt.Errorf("ctr not found (%v): run scripts/install-deps.sh or make test", err)
-	}
-	// Short: shim socket paths under it must fit in 42 characters.
-	if daemon.dir, err = os.MkdirTemp("/tmp", "persist-it-"); err != nil {
+	tools, err := containerdtest.FindTools()
+	if err != nil {
 		return err
 	}
-	daemon.address = filepath.Join(daemon.dir, "containerd.sock")
-	daemon.bin = filepath.Join(daemon.dir, "bin")
+	// Short: shim socket paths under it must fit in 42 characters.
+	dir, err := os.MkdirTemp("/tmp", "persist-it-")
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(dir, "bin")
+	daemon.Daemon = &containerdtest.Daemon{Dir: dir, Repo: repo, Tools: tools, ShimDir: bin}
+	daemon.dir, daemon.address, daemon.ctr, daemon.bin, daemon.repo = dir, daemon.Address(), tools.Ctr(), bin, repo
 	// The release shim, and its test build that honours the failpoint
 	// annotation (runtime fpRuntimeName).
-	for _, cmd := range []string{"containerd-shim-persist-v1", "containerd-shim-persist-fp-v1", "persistctl"} {
-		if err := command(repo, "go", "build", "-o", filepath.Join(daemon.bin, cmd), "./cmd/"+cmd); err != nil {
-			return err
-		}
+	if err := containerdtest.Build(repo, bin, nil, "containerd-shim-persist-v1", "containerd-shim-persist-fp-v1", "persistctl"); err != nil {
+		return err
 	}
-	images := filepath.Join(daemon.dir, "images")
+	var tars []string
 	for i, name := range []string{image1, image2} {
-		tar := filepath.Join(images, fmt.Sprintf("image%d.tar", i+1))
-		if err := os.MkdirAll(images, 0o700); err != nil {
+		tar := filepath.Join(dir, "images", fmt.Sprintf("image%d.tar", i+1))
+		if err := containerdtest.BuildImage(repo, tar, name, fmt.Sprint(i+1)); err != nil {
 			return err
 		}
-		if err := command(repo, "scripts/build-image.sh", tar, name, fmt.Sprint(i+1)); err != nil {
-			return err
-		}
+		tars = append(tars, tar)
 	}
 	if err := startDaemon(); err != nil {
 		return err
 	}
-	for i := range 2 {
-		tar := filepath.Join(images, fmt.Sprintf("image%d.tar", i+1))
-		for _, ns := range []string{namespace, namespace + "-2"} {
-			if out, err := ctr(ns, "images", "import", tar); err != nil {
-				return fmt.Errorf("import %s: %v: %s", tar, err, out)
-			}
+	for _, ns := range []string{namespace, namespace + "-2"} {
+		if err := daemon.Import(ns, tars...); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 // startDaemon starts the test containerd, with the built shim on its PATH.
-func startDaemon() error {
-	cmd := exec.Command(filepath.Join(daemon.repo, "scripts/containerd.sh"), "start", daemon.dir)
-	cmd.Env = append(os.Environ(), "SHIM_DIR="+daemon.bin, "BIN_DIR="+filepath.Dir(daemon.ctr))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("start containerd: %v: %s", err, out)
-	}
-	return nil
-}
+func startDaemon() error { return daemon.Start() }
 
 // tearDown stops containerd by its PID and removes its directory. The log is
 // printed only when something failed.
 func tearDown(failed bool) {
-	if daemon.dir == "" {
+	if daemon.Daemon == nil {
 		return
 	}
 	if failed {
-		if log, err := os.ReadFile(filepath.Join(daemon.dir, "containerd.log")); err == nil {
-			fmt.Fprintf(os.Stderr, "--- containerd log ---\n%s\n", log)
-		}
+		fmt.Fprintf(os.Stderr, "--- containerd log ---\n%s\n", daemon.Log())
 	}
-	if err := command(daemon.repo, "scripts/containerd.sh", "stop", daemon.dir); err != nil {
-		fmt.Fprintln(os.Stderr, "stop containerd:", err)
-		return
-	}
-	unmountUnder(daemon.dir)
-	if err := os.RemoveAll(daemon.dir); err != nil {
-		fmt.Fprintln(os.Stderr, "remove", daemon.dir, err)
+	if err := daemon.Remove(); err != nil {
+		fmt.Fprintln(os.Stderr, "remove the test containerd:", err)
 	}
 }
 
-func command(dir, name string, args ...string) error {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %v: %v: %s", name, args, err, out)
-	}
-	return nil
-}
+// command runs a command in dir; its error holds the output.
+func command(dir, name string, args ...string) error { return containerdtest.Run(dir, name, args...) }
 
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
