@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -15,8 +14,24 @@ const (
 	defaultVolumeName  = "{name}"
 )
 
-// Class and backend names end up in paths and messages; keep them plain.
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+// validName reports whether s may name a class or a backend: they end up
+// in paths and messages, so they are kept plain, 1 to 63 of a-z 0-9 _ -,
+// starting with a letter or digit. It accepts what
+// ^[a-z0-9][a-z0-9_-]{0,62}$ does, checked by hand: a regexp compiled at
+// package init costs every exec of the shim, three per container.
+func validName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		lowerOrDigit := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if !lowerOrDigit && (i == 0 || c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // checker collects problems. bad remembers keys that already have one, so
 // a size that failed to parse is not also reported as missing.
@@ -244,7 +259,7 @@ func (c *Config) choices(table, name string) string {
 }
 
 func checkName(ch *checker, key, what, name string) {
-	if !namePattern.MatchString(name) {
+	if !validName(name) {
 		ch.add(key, "%s name %q is not allowed: use up to 63 of a-z, 0-9, _ and -, starting with a letter or digit", what, name)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/containerd/containerd/v2/pkg/identifiers"
@@ -28,19 +27,51 @@ type ID struct {
 // (253) and container name (63) and what a template puts around them.
 const MaxNameLen = 512
 
-var (
-	// A name is one path component: no "/", and ".." cannot start it.
-	namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-	// A tenant is a Kubernetes namespace: a DNS label.
-	tenantPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-)
+// The patterns of names and tenants are checked by hand: a regexp compiled
+// at package init costs every exec of the shim, three per container.
+
+// validName reports whether s is a name: one path component of A-Z a-z 0-9
+// . _ -, starting with a letter or digit, so never "." or "..". It accepts
+// what ^[A-Za-z0-9][A-Za-z0-9._-]*$ does.
+func validName(s string) bool {
+	if s == "" || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// validTenant reports whether s is a tenant, a Kubernetes namespace: a DNS
+// label of 1 to 63 of a-z 0-9 -, starting and ending with a letter or
+// digit. It accepts what ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ does.
+func validTenant(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		lowerOrDigit := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if !lowerOrDigit && (c != '-' || i == 0 || i == len(s)-1) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
 
 // NewID validates the three parts of a volume's identity.
 func NewID(namespace, tenant, name string) (ID, error) {
 	if err := identifiers.Validate(namespace); err != nil {
 		return ID{}, fmt.Errorf("%w: namespace %s: %v", errdefs.ErrInvalidArgument, Quote(namespace), err)
 	}
-	if tenant != "" && !tenantPattern.MatchString(tenant) {
+	if tenant != "" && !validTenant(tenant) {
 		return ID{}, fmt.Errorf("%w: %s is not a valid tenant: a tenant is a Kubernetes namespace, 1 to 63 of a-z 0-9 -", errdefs.ErrInvalidArgument, Quote(tenant))
 	}
 	if err := ValidateName(name); err != nil {
@@ -51,7 +82,7 @@ func NewID(namespace, tenant, name string) (ID, error) {
 
 // ValidateName reports whether name may name a volume.
 func ValidateName(name string) error {
-	if len(name) > MaxNameLen || !namePattern.MatchString(name) {
+	if len(name) > MaxNameLen || !validName(name) {
 		return fmt.Errorf("%w: %s is not a valid volume name: use 1 to %d of A-Z a-z 0-9 . _ -, starting with a letter or digit",
 			errdefs.ErrInvalidArgument, Quote(name), MaxNameLen)
 	}
@@ -125,9 +156,9 @@ func validDiskName(s string) bool {
 		return false
 	}
 	if base, h, ok := strings.Cut(s, "~"); ok {
-		return len(h) == 16 && len(base) == maxDiskName-17 && namePattern.MatchString(base) && isHex(h)
+		return len(h) == 16 && len(base) == maxDiskName-17 && validName(base) && isHex(h)
 	}
-	return namePattern.MatchString(s)
+	return validName(s)
 }
 
 func isHex(s string) bool {
