@@ -46,7 +46,7 @@ func (s *Store) renameLocked(b Backend, from, to ID) error {
 	src, dst := b.Dir(from), b.Dir(to)
 	m, err := readMetaOf(src, from)
 	if errdefs.IsNotFound(err) {
-		if done, ok := s.cutShort(dst, from); ok {
+		if done, ok := cutShort(dst, from); ok {
 			done.Name = to.name
 			return WriteMeta(dst, done)
 		}
@@ -79,9 +79,21 @@ func (s *Store) renameLocked(b Backend, from, to ID) error {
 	return host.SyncPath(filepath.Dir(dst))
 }
 
+// HalfRenamed returns the backend in which a rename of from to to was cut
+// short: Find sees the volume under neither name, and Rename of the same
+// names finishes it.
+func (s *Store) HalfRenamed(backends []Backend, from, to ID) (Backend, bool) {
+	for _, b := range backends {
+		if _, ok := cutShort(b.Dir(to), from); ok {
+			return b, true
+		}
+	}
+	return Backend{}, false
+}
+
 // cutShort reports whether dir holds volume from under another name's
 // directory: a rename that was cut short between its two steps.
-func (s *Store) cutShort(dir string, from ID) (Meta, bool) {
+func cutShort(dir string, from ID) (Meta, bool) {
 	m, err := ReadMeta(dir)
 	if err != nil || m.Name != from.name || m.Namespace != from.namespace || m.Tenant != from.tenant {
 		return Meta{}, false

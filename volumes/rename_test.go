@@ -191,8 +191,14 @@ func TestRenameCutShort(t *testing.T) {
 	if _, _, err := e.s.Find([]Backend{e.dir}, b); err == nil {
 		t.Fatal("the half-renamed volume is found under its new name: the test tests nothing")
 	}
+	if got, ok := e.s.HalfRenamed([]Backend{e.loop, e.dir}, a, b); !ok || got.Name != e.dir.Name {
+		t.Errorf("HalfRenamed = %v, %v; want backend local", got.Name, ok)
+	}
 	if err := e.s.Rename(e.dir, a, b, holderA); err != nil {
 		t.Fatal(err)
 	}
 	e.renamed(t, e.dir, a, b)
+	if _, ok := e.s.HalfRenamed([]Backend{e.loop, e.dir}, a, b); ok {
+		t.Error("HalfRenamed after the rename was finished")
+	}
 }

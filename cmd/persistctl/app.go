@@ -22,8 +22,9 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:  "persistctl",
 		Usage: "manage containerd-persist volumes, classes and leftovers",
-		Description: "Options go before arguments, as with ctr: persistctl volumes rm --backend local NAME.\n" +
-			"The config is looked up like the shim does: --config, else " + config.SystemPath + ", else the embedded default.",
+		Description: "Options go before or after arguments: persistctl volumes rm NAME --backend local works; after --, every word is an argument.\n" +
+			"The config is looked up like the shim does: --config, else " + config.SystemPath + ", else the embedded default.\n" +
+			"Shell completion: see persistctl completion --help.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "config `FILE` (default " + config.SystemPath + ", else the embedded default)"},
 			namespaceFlag(),
@@ -34,8 +35,12 @@ func newApp() *cli.App {
 			volumesCommand(),
 			gcCommand(),
 			doctorCommand(),
+			completionCommand(),
 		},
-		HideHelpCommand: true,
+		HideHelpCommand:      true,
+		EnableBashCompletion: true,
+		// A --filter or --label value may hold commas.
+		DisableSliceFlagSeparator: true,
 		// main prints errors, once, and picks the exit code.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
@@ -97,18 +102,14 @@ func holder(c *cli.Context, what string) volumes.Holder {
 }
 
 // args checks the number of arguments, and the namespace, which names
-// directories. urfave/cli stops reading options at the first argument, so an
-// option after one is pointed out.
+// directories. Options that followed arguments were moved before them
+// (reorder), so what is left are arguments, "-..." ones included when the
+// user put them after "--".
 func args(c *cli.Context, min, max int) ([]string, error) {
 	if err := identifiers.Validate(namespace(c)); err != nil {
 		return nil, fmt.Errorf("namespace: %w", err)
 	}
 	a := c.Args().Slice()
-	for _, s := range a {
-		if strings.HasPrefix(s, "-") && s != "-" {
-			return nil, fmt.Errorf("%q comes after an argument: put options first, like persistctl %s %s ARGS", s, commandPath(c), s)
-		}
-	}
 	if len(a) < min || len(a) > max {
 		return nil, fmt.Errorf("usage: persistctl %s %s", commandPath(c), c.Command.ArgsUsage)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
@@ -33,7 +34,7 @@ func importCommand() *cli.Command {
 			"Entries that would land outside the volume, or write through a link, fail the import.",
 		ArgsUsage: "NAME [FILE|-]",
 		Flags: []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag,
-			&cli.StringFlag{Name: "backend", Usage: "`BACKEND` to make it in (default: the only backend)"},
+			&cli.StringFlag{Name: "backend", Usage: "`BACKEND` to make it in (default: the only backend, else the one the export came from)"},
 			&cli.StringFlag{Name: "size", Usage: "`SIZE` of a loopfile volume (default: the exported volume's, else the backend's default_size)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing volume that no container holds"}},
 		Action: volumesImport,
@@ -96,24 +97,9 @@ func volumesImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	b, err := pickBackend(c, cfg)
-	if err != nil {
-		return err
-	}
-	size, err := volumeSize(c, b)
-	if err != nil {
-		return err
-	}
-	if !c.IsSet("size") {
-		size = 0 // the exported volume's, else the default
-	}
 	name := a[0]
 	id, err := volumeID(c, name)
 	if err != nil {
-		return err
-	}
-	s := openStore(cfg)
-	if err := refuseElsewhere(cfg, s, id, b.Name); err != nil {
 		return err
 	}
 	var r io.Reader = c.App.Reader
@@ -128,6 +114,25 @@ func volumesImport(c *cli.Context) error {
 			total = fi.Size()
 		}
 		r = f
+	}
+	var exported *volumes.Meta
+	if !c.IsSet("backend") && len(cfg.Backends) > 1 {
+		exported, r = volumes.PeekExport(r)
+	}
+	b, err := importBackend(c, cfg, exported)
+	if err != nil {
+		return err
+	}
+	size, err := volumeSize(c, b)
+	if err != nil {
+		return err
+	}
+	if !c.IsSet("size") {
+		size = 0 // the exported volume's, else the default
+	}
+	s := openStore(cfg)
+	if err := refuseElsewhere(cfg, s, id, b.Name); err != nil {
+		return err
 	}
 	p := startProgress(c, "import "+name, total)
 	m, err := s.Import(p.reader(r), volumes.ImportOptions{
@@ -147,4 +152,24 @@ func volumesImport(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "imported volume %s into backend %s\n", id, b.Name)
 	return nil
+}
+
+// importBackend is --backend, the config's only backend, or the backend
+// the export says the volume came from, when the config has it.
+func importBackend(c *cli.Context, cfg *config.Config, exported *volumes.Meta) (*config.Backend, error) {
+	if c.IsSet("backend") || len(cfg.Backends) == 1 {
+		return pickBackend(c, cfg)
+	}
+	if exported != nil {
+		if b, ok := cfg.Backend(exported.Backend); ok {
+			return b, nil
+		}
+	}
+	_, err := pickBackend(c, cfg)
+	switch {
+	case exported == nil:
+		return nil, fmt.Errorf("%w (the archive does not say which backend it came from)", err)
+	default:
+		return nil, fmt.Errorf("%w (the archive came from backend %s, which config %s does not have)", err, volumes.Quote(exported.Backend), cfg.Source)
+	}
 }

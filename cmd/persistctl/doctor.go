@@ -1,23 +1,15 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
-	versionapi "github.com/containerd/containerd/api/services/version/v1"
 	"github.com/urfave/cli/v2"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/containerd-persist/containerd-persist/config"
 )
@@ -44,7 +36,7 @@ type check struct {
 // Versions this release is built and tested against (DESIGN.md).
 var (
 	minContainerd = [2]int{2, 3}
-	minRunc       = [2]int{1, 3}
+	testedRunc    = [2]int{1, 3}
 )
 
 func doctor(c *cli.Context) error {
@@ -53,61 +45,51 @@ func doctor(c *cli.Context) error {
 	}
 	cfg, cfgErr := loadConfig(c)
 	filesystems, fsErr := os.ReadFile("/proc/filesystems")
-	hasFS := func(name, fix string) func() (string, error) {
-		return func() (string, error) {
+	hasFS := func(name, fix string) func() check {
+		return func() check {
 			if fsErr != nil {
-				return "", fsErr
+				return failed(fsErr)
 			}
 			for _, line := range strings.Split(string(filesystems), "\n") {
 				if f := strings.Fields(line); len(f) > 0 && f[len(f)-1] == name {
-					return "", nil
+					return passed("")
 				}
 			}
-			return "", fmt.Errorf("the kernel has no %s: %s", name, fix)
+			return failed(fmt.Errorf("the kernel has no %s: %s", name, fix))
 		}
 	}
+	rt := askRuntime(c.Context, c.String("address"))
 	checks := []struct {
 		name string
-		fn   func() (string, error)
+		fn   func() check
 	}{
 		{"overlayfs", hasFS("overlay", "run modprobe overlay, or use a kernel with CONFIG_OVERLAY_FS")},
 		{"tmpfs", hasFS("tmpfs", "use a kernel with CONFIG_TMPFS")},
 		{"ext4", hasFS("ext4", "run modprobe ext4: loopfile volumes and disk scratch are ext4 images")},
 		{"loop devices", checkLoop},
-		{"mkfs.ext4", func() (string, error) {
+		{"mkfs.ext4", func() check {
 			p, err := exec.LookPath("mkfs.ext4")
 			if err != nil {
-				return "", errors.New("mkfs.ext4 is not on PATH: install e2fsprogs")
+				return failed(errors.New("mkfs.ext4 is not on PATH: install e2fsprogs"))
 			}
-			return p, nil
+			return passed(p)
 		}},
-		{"containerd", func() (string, error) { return checkContainerd(c.Context, c.String("address")) }},
-		{"runc", checkRunc},
-		{"shim", func() (string, error) {
-			p, err := exec.LookPath("containerd-shim-persist-v1")
-			if err != nil {
-				return "", errors.New("containerd-shim-persist-v1 is not on PATH: install it beside containerd, in a directory on containerd's PATH")
-			}
-			return p, nil
-		}},
-		{"config", func() (string, error) {
+		{"containerd", func() check { return outcome(rt.containerd, rt.containerdErr) }},
+		{"runc", func() check { return checkRunc(rt) }},
+		{"shim", func() check { return checkShim(rt) }},
+		{"config", func() check {
 			if cfgErr != nil {
-				return "", fmt.Errorf("%v: run persistctl config check", cfgErr)
+				return failed(fmt.Errorf("%v: run persistctl config check", cfgErr))
 			}
-			return cfg.Source, nil
+			return passed(cfg.Source)
 		}},
 	}
 	var results []check
-	failed := false
+	anyFailed := false
 	for _, ch := range checks {
-		msg, err := ch.fn()
-		r := check{Name: ch.name, OK: err == nil, Message: "ok"}
-		if msg != "" {
-			r.Message += ": " + msg
-		}
-		if err != nil {
-			r.Message, failed = err.Error(), true
-		}
+		r := ch.fn()
+		r.Name = ch.name
+		anyFailed = anyFailed || !r.OK
 		results = append(results, r)
 	}
 	if cfgErr == nil {
@@ -126,10 +108,28 @@ func doctor(c *cli.Context) error {
 			fmt.Fprintf(c.App.Writer, "%-13s %s\n", r.Name+":", msg)
 		}
 	}
-	if failed {
+	if anyFailed {
 		return exitSilently
 	}
 	return nil
+}
+
+func passed(msg string) check {
+	if msg == "" {
+		return check{OK: true, Message: "ok"}
+	}
+	return check{OK: true, Message: "ok: " + msg}
+}
+
+func failed(err error) check { return check{Message: err.Error()} }
+
+func warned(msg string) check { return check{OK: true, Warning: true, Message: msg} }
+
+func outcome(msg string, err error) check {
+	if err != nil {
+		return failed(err)
+	}
+	return passed(msg)
 }
 
 // overcommitChecks warns of each backend that overcommits: its volumes'
@@ -150,64 +150,10 @@ func overcommitChecks(cfg *config.Config) []check {
 	return out
 }
 
-func checkLoop() (string, error) {
+func checkLoop() check {
 	fi, err := os.Stat("/dev/loop-control")
 	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return "", errors.New("/dev/loop-control is missing: run modprobe loop (in a container, pass the host's /dev/loop-control and loop devices)")
+		return failed(errors.New("/dev/loop-control is missing: run modprobe loop (in a container, pass the host's /dev/loop-control and loop devices)"))
 	}
-	return "", nil
-}
-
-func checkContainerd(ctx context.Context, address string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	conn, err := grpc.NewClient("unix://"+address, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	v, err := versionapi.NewVersionClient(conn).Version(ctx, &emptypb.Empty{})
-	if err != nil {
-		return "", fmt.Errorf("containerd does not answer at %s (%v): start it, or give its socket with --address", address, err)
-	}
-	if !atLeast(v.GetVersion(), minContainerd) {
-		return "", fmt.Errorf("containerd %s is too old: upgrade to %d.%d or newer", v.GetVersion(), minContainerd[0], minContainerd[1])
-	}
-	return v.GetVersion(), nil
-}
-
-func checkRunc() (string, error) {
-	p, err := exec.LookPath("runc")
-	if err != nil {
-		return "", errors.New("runc is not on PATH: install runc " + fmt.Sprintf("%d.%d", minRunc[0], minRunc[1]) + " or newer")
-	}
-	out, err := exec.Command(p, "--version").Output()
-	if err != nil {
-		return "", fmt.Errorf("%s --version: %v", p, err)
-	}
-	// "runc version 1.3.0" on the first line.
-	line, _, _ := bytes.Cut(out, []byte("\n"))
-	f := strings.Fields(string(line))
-	if len(f) < 3 || !atLeast(f[2], minRunc) {
-		return "", fmt.Errorf("%s is %q: install runc %d.%d or newer", p, strings.TrimSpace(string(line)), minRunc[0], minRunc[1])
-	}
-	return p + " " + f[2], nil
-}
-
-// atLeast compares the major.minor of a version like v2.4.2 or 1.3.0-rc.1.
-func atLeast(version string, min [2]int) bool {
-	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
-	if len(parts) < 2 {
-		return false
-	}
-	digits := strings.FieldsFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' })
-	if len(digits) == 0 {
-		return false
-	}
-	major, err1 := strconv.Atoi(parts[0])
-	minor, err2 := strconv.Atoi(digits[0])
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	return major > min[0] || major == min[0] && minor >= min[1]
+	return passed("")
 }

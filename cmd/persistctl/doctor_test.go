@@ -68,3 +68,33 @@ mode = "immutable"
 		t.Errorf("doctor without overcommit printed:\n%s", r.stdout)
 	}
 }
+
+// Each runc version is told what it lacks, by feature.
+func TestJudgeRunc(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		ok      bool
+		warning bool
+		says    string
+	}{
+		{"1.4.3", true, false, "ok: 1.4.3 (here)"},
+		{"1.4.0", true, false, "ok: 1.4.0"},
+		{"v1.5.2", true, false, "ok: v1.5.2"},
+		{"1.3.3", true, false, "ok: 1.3.3"},
+		{"1.3.2", false, false, "lacks the fixes for container escapes"},
+		{"1.3.0", false, false, "CVE-2025-31133"},
+		{"1.4.0-rc.2", false, false, "fixed in 1.2.8, 1.3.3 and 1.4.0"},
+		{"1.2.8", true, true, "built and tested with runc 1.3 and newer"},
+		{"1.2.9", true, true, "has the escape fixes"},
+		{"1.2.7", false, false, "install runc 1.3.3 or newer"},
+		{"1.1.5+ds1", false, false, "may carry the fixes as patches"},
+		{"2.0.0", true, false, "ok: 2.0.0"},
+		{"1.3", false, false, "not one doctor can read"},
+		{"", false, false, "not one doctor can read"},
+	} {
+		c := judgeRunc(tc.version, "here")
+		if c.OK != tc.ok || c.Warning != tc.warning || !strings.Contains(c.Message, tc.says) {
+			t.Errorf("runc %q: %+v, want ok %v, warning %v, saying %q", tc.version, c, tc.ok, tc.warning, tc.says)
+		}
+	}
+}

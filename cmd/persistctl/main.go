@@ -11,7 +11,8 @@ import (
 )
 
 func main() {
-	err := newApp().Run(os.Args)
+	app := newApp()
+	err := app.Run(reorder(app, os.Args))
 	if err == nil {
 		return
 	}

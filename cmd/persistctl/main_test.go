@@ -267,11 +267,31 @@ func TestClasses(t *testing.T) {
 	}
 }
 
-func TestArgumentsAfterOptions(t *testing.T) {
+// Options work after arguments, as docker and kubectl users type them; an
+// unknown one is reported as such.
+func TestOptionsAfterArguments(t *testing.T) {
 	w := newWorld(t)
-	r := w.run(nil, "volumes", "rm", "x", "--backend", "local")
-	if r.code != 1 || !strings.Contains(r.stderr, "put options first") {
-		t.Errorf("an option after an argument: exit %d, stderr %q", r.code, r.stderr)
+	w.ok("volumes", "create", "x", "--backend", "local", "--label", "team=db")
+	var made volumeJSON
+	w.okJSON(&made, "volumes", "inspect", "x", "--json")
+	if made.Name != "x" || made.Backend != "local" {
+		t.Errorf("inspect x --json = %+v", made)
+	}
+	r := runIn(t, nil, "volumes", "ls", "-q", "--config", w.config)
+	if r.code != 0 || r.stdout != "x\n" {
+		t.Errorf("--config after the command: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = w.run(nil, "volumes", "rm", "x", "--nope")
+	if r.code != 1 || !strings.Contains(r.stderr, "flag provided but not defined: -nope") {
+		t.Errorf("an unknown option after an argument: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// After --, a word that looks like an option is an argument.
+	r = w.run(nil, "volumes", "rm", "--backend", "local", "--", "-x")
+	if r.code != 1 || !strings.Contains(r.stderr, `"-x" is not a valid volume name`) {
+		t.Errorf("rm -- -x: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if out := w.ok("volumes", "rm", "x", "--backend", "local"); out != "removed volume x\n" {
+		t.Errorf("rm x --backend local printed %q", out)
 	}
 	r = w.run(nil, "volumes", "inspect")
 	if r.code != 1 || !strings.Contains(r.stderr, "usage: persistctl volumes inspect NAME") {
@@ -291,6 +311,10 @@ func TestDoctor(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "config:       ok: "+w.config) {
 		t.Errorf("doctor does not pass the config:\n%s", r.stdout)
+	}
+	// Whether the shim is on persistctl's PATH says nothing of containerd's.
+	if !strings.Contains(r.stdout, "shim:         containerd did not answer, so it could not say whether it can run runtime io.containerd.persist.v1") {
+		t.Errorf("doctor does not say it could not ask containerd about the shim:\n%s", r.stdout)
 	}
 	var checks []check
 	if err := json.Unmarshal([]byte(w.run(nil, "doctor", "--json", "--address", sock).stdout), &checks); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -18,22 +19,16 @@ func volumesCommand() *cli.Command {
 	return &cli.Command{
 		Name:    "volumes",
 		Aliases: []string{"volume", "v"},
-		Usage:   "list, inspect, create, remove, measure, export and import volumes",
+		Usage:   "list, inspect, create, label, rename, remove, measure, export and import volumes",
 		Subcommands: []*cli.Command{
+			listCommand(),
 			{
-				Name:    "ls",
-				Aliases: []string{"list"},
-				Usage:   "list volumes, with the container that holds each",
-				Flags: []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag,
-					&cli.BoolFlag{Name: "all-namespaces", Aliases: []string{"A"}, Usage: "list the volumes of every namespace"}},
-				Action: volumesList,
-			},
-			{
-				Name:      "inspect",
-				Usage:     "print a volume's metadata",
-				ArgsUsage: "NAME",
-				Flags:     []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag, backendFlag},
-				Action:    volumesInspect,
+				Name:         "inspect",
+				Usage:        "print a volume's metadata",
+				ArgsUsage:    "NAME",
+				Flags:        []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag, formatFlag, backendFlag},
+				Action:       volumesInspect,
+				BashComplete: completeVolumes,
 			},
 			{
 				Name:      "create",
@@ -42,74 +37,36 @@ func volumesCommand() *cli.Command {
 				Flags: []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag,
 					&cli.StringFlag{Name: "backend", Usage: "`BACKEND` to create it in (default: the only backend)"},
 					&cli.StringFlag{Name: "size", Usage: "`SIZE` of a loopfile volume, like 10GiB (default: the backend's default_size)"},
-					&cli.StringFlag{Name: "class", Usage: "`CLASS` to record as the volume's"}},
+					&cli.StringFlag{Name: "class", Usage: "`CLASS` to record as the volume's"},
+					labelFlag()},
 				Action: volumesCreate,
 			},
 			{
-				Name:      "rm",
-				Aliases:   []string{"remove"},
-				Usage:     "remove volumes that no container holds",
-				ArgsUsage: "NAME...",
-				Flags:     []cli.Flag{namespaceFlag(), tenantFlag(), backendFlag},
-				Action:    volumesRemove,
+				Name:         "rm",
+				Aliases:      []string{"remove"},
+				Usage:        "remove volumes that no container holds",
+				ArgsUsage:    "NAME...",
+				Flags:        []cli.Flag{namespaceFlag(), tenantFlag(), backendFlag},
+				Action:       volumesRemove,
+				BashComplete: completeVolumes,
 			},
+			pruneCommand(),
 			{
-				Name:      "du",
-				Usage:     "measure what a volume's content takes: bytes and inodes",
-				ArgsUsage: "NAME",
-				Flags:     []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag, backendFlag},
-				Action:    volumesDu,
+				Name:         "du",
+				Usage:        "measure what a volume's content takes: bytes and inodes",
+				ArgsUsage:    "NAME",
+				Flags:        []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag, backendFlag},
+				Action:       volumesDu,
+				BashComplete: completeVolumes,
 			},
+			renameCommand(backendFlag),
+			setCommand(backendFlag),
+			unsetCommand(backendFlag),
+			existsCommand(backendFlag),
 			exportCommand(backendFlag),
 			importCommand(),
 		},
 	}
-}
-
-func volumesList(c *cli.Context) error {
-	_, cfg, err := argsAndConfig(c, 0, 0)
-	if err != nil {
-		return err
-	}
-	ns := namespace(c)
-	if c.Bool("all-namespaces") {
-		ns = ""
-	}
-	infos, err := openStore(cfg).List(backends(cfg), ns)
-	if err != nil {
-		return err
-	}
-	if c.IsSet("tenant") {
-		infos = slices.DeleteFunc(infos, func(v volumes.Info) bool { return v.Tenant != c.String("tenant") })
-	}
-	if c.Bool("json") {
-		if infos == nil {
-			infos = []volumes.Info{}
-		}
-		return printJSON(c, infos)
-	}
-	tw := newTable(c, "NAMESPACE", "TENANT", "NAME", "BACKEND", "TYPE", "SIZE", "USED", "ATTACHED TO", "SINCE", "LAST ATTACHED")
-	for _, v := range infos {
-		var size, used, to, since string
-		if v.Size > 0 {
-			size = config.Size(v.Size).Approx()
-		}
-		if v.Used != nil {
-			used = config.Size(*v.Used).Approx()
-		}
-		if v.Holder != nil {
-			to, since = v.Holder.Container, when(v.Holder.Since)
-			if to == "" {
-				to = "(shared)"
-			}
-		}
-		typ := v.Type
-		if v.Overcommit {
-			typ += " (overcommit)" // its space was not reserved
-		}
-		row(tw, v.Namespace, v.Tenant, v.Name, v.Backend, typ, size, used, to, since, when(v.LastAttached))
-	}
-	return tw.Flush()
 }
 
 // find finds the named volume of the namespace, in --backend if given.
@@ -118,17 +75,26 @@ func find(c *cli.Context, cfg *config.Config, name string) (*volumes.Store, volu
 	if err != nil {
 		return nil, volumes.Backend{}, id, err
 	}
-	s := openStore(cfg)
-	bs := backends(cfg)
-	if want := c.String("backend"); want != "" {
-		b, ok := cfg.Backend(want)
-		if !ok {
-			return nil, volumes.Backend{}, id, fmt.Errorf("%w: backend %s is not in config %s", errdefs.ErrNotFound, volumes.Quote(want), cfg.Source)
-		}
-		bs = []volumes.Backend{volumeBackend(b)}
+	bs, err := searched(c, cfg)
+	if err != nil {
+		return nil, volumes.Backend{}, id, err
 	}
+	s := openStore(cfg)
 	b, _, err := s.Find(bs, id)
 	return s, b, id, err
+}
+
+// searched are the backends a volume is looked for in: --backend, or all.
+func searched(c *cli.Context, cfg *config.Config) ([]volumes.Backend, error) {
+	want := c.String("backend")
+	if want == "" {
+		return backends(cfg), nil
+	}
+	b, ok := cfg.Backend(want)
+	if !ok {
+		return nil, fmt.Errorf("%w: backend %s is not in config %s", errdefs.ErrNotFound, volumes.Quote(want), cfg.Source)
+	}
+	return []volumes.Backend{volumeBackend(b)}, nil
 }
 
 // inspectInfo is volumes inspect --json: the listing plus where its lock
@@ -156,8 +122,13 @@ func volumesInspect(c *cli.Context) error {
 	if info.Type == volumes.Loopfile {
 		out.Mount = s.MountPath(id)
 	}
-	if c.Bool("json") {
+	switch format := c.String("format"); {
+	case c.Bool("json") && c.IsSet("format"):
+		return errdefs.ErrInvalidArgument.WithMessage("give --json or --format, not both")
+	case c.Bool("json"):
 		return printJSON(c, out)
+	case !isTable(format):
+		return printFormatted(c.App.Writer, format, []volumes.Info{info})
 	}
 	return printInspect(c, out)
 }
@@ -176,6 +147,9 @@ func printInspect(c *cli.Context, v inspectInfo) error {
 		row(tw, "used", fmt.Sprintf("%s (%d bytes)", config.Size(*v.Used).Approx(), *v.Used))
 	}
 	row(tw, "class", v.Class)
+	for _, k := range slices.Sorted(maps.Keys(v.Labels)) {
+		row(tw, "label", k+"="+v.Labels[k])
+	}
 	row(tw, "created", when(v.Created))
 	row(tw, "last attached", when(v.LastAttached))
 	row(tw, "last holder", v.LastHolder)
@@ -262,6 +236,10 @@ func volumesCreate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	labels, err := labelsOf(c.StringSlice("label"))
+	if err != nil {
+		return err
+	}
 	id, err := volumeID(c, a[0])
 	if err != nil {
 		return err
@@ -271,7 +249,7 @@ func volumesCreate(c *cli.Context) error {
 		return err
 	}
 	vb := volumeBackend(b)
-	if err := s.CreateLocked(vb, id, volumes.Meta{Size: size, Class: c.String("class")}, holder(c, "create")); err != nil {
+	if err := s.CreateLocked(vb, id, volumes.Meta{Size: size, Class: c.String("class"), Labels: labels}, holder(c, "create")); err != nil {
 		return err
 	}
 	info, err := s.Inspect(vb, id)

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/containerd/errdefs"
+	"github.com/urfave/cli/v2"
+
+	"github.com/containerd-persist/containerd-persist/config"
+	"github.com/containerd-persist/containerd-persist/volumes"
+)
+
+func listCommand() *cli.Command {
+	return &cli.Command{
+		Name:    "ls",
+		Aliases: []string{"list"},
+		Usage:   "list volumes, with the container that holds each",
+		Description: "USED is what a loopfile volume's image takes on its backend. A dir volume has no image, and measuring it\n" +
+			"means walking every file, which ls does only with --du (or see volumes du NAME).",
+		Flags: []cli.Flag{namespaceFlag(), tenantFlag(), jsonFlag,
+			&cli.BoolFlag{Name: "all-namespaces", Aliases: []string{"A"}, Usage: "list the volumes of every namespace"},
+			filterFlag(true), formatFlag,
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the names"},
+			&cli.BoolFlag{Name: "du", Usage: "measure dir volumes too, for USED: walks every file of each"}},
+		Action: volumesList,
+	}
+}
+
+func volumesList(c *cli.Context) error {
+	_, cfg, err := argsAndConfig(c, 0, 0)
+	if err != nil {
+		return err
+	}
+	if n := countSet(c, "json", "format", "quiet"); n > 1 {
+		return errdefs.ErrInvalidArgument.WithMessage("give one of --json, --format and --quiet")
+	}
+	f, err := parseFilter(c.StringSlice("filter"))
+	if err != nil {
+		return err
+	}
+	ns := namespace(c)
+	if c.Bool("all-namespaces") {
+		ns = ""
+	}
+	s := openStore(cfg)
+	infos, err := s.List(backends(cfg), ns)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("tenant") {
+		infos = slices.DeleteFunc(infos, func(v volumes.Info) bool { return v.Tenant != c.String("tenant") })
+	}
+	infos = f.apply(infos)
+	if c.Bool("du") {
+		if err := measureDirs(c, cfg, s, infos); err != nil {
+			return err
+		}
+	}
+	switch format := c.String("format"); {
+	case c.Bool("quiet"):
+		for _, v := range infos {
+			fmt.Fprintln(c.App.Writer, v.Name)
+		}
+		return nil
+	case c.Bool("json"):
+		if infos == nil {
+			infos = []volumes.Info{}
+		}
+		return printJSON(c, infos)
+	case !isTable(format):
+		return printFormatted(c.App.Writer, format, infos)
+	}
+	tw := newTable(c, "NAMESPACE", "TENANT", "NAME", "BACKEND", "TYPE", "SIZE", "USED", "ATTACHED TO", "SINCE", "LAST ATTACHED")
+	unmeasured := false
+	for _, i := range infos {
+		v := newView(i)
+		if i.Overcommit {
+			v.Type += " (overcommit)" // its space was not reserved
+		}
+		unmeasured = unmeasured || i.Used == nil
+		row(tw, v.Namespace, v.Tenant, v.Name, v.Backend, v.Type, v.Size, v.Used, v.AttachedTo, v.Since, v.LastAttached)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if unmeasured {
+		// Not in the table: its lines stay one per volume.
+		fmt.Fprintln(errWriter(c), "USED of dir volumes takes a walk of every file: add --du, or run persistctl volumes du NAME")
+	}
+	return nil
+}
+
+// measureDirs fills in Used of the dir volumes, by walking each; a volume
+// removed meanwhile is left unmeasured.
+func measureDirs(c *cli.Context, cfg *config.Config, s *volumes.Store, infos []volumes.Info) error {
+	for i := range infos {
+		v := &infos[i]
+		if v.Used != nil {
+			continue
+		}
+		b, ok := cfg.Backend(v.Backend)
+		if !ok {
+			continue
+		}
+		id, err := volumes.NewID(v.Namespace, v.Tenant, v.Name)
+		if err != nil {
+			return err
+		}
+		u, err := s.Usage(volumeBackend(b), id, holder(c, "ls"))
+		if errdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		v.Used = &u.Bytes
+	}
+	return nil
+}
+
+// countSet counts the options given.
+func countSet(c *cli.Context, names ...string) int {
+	n := 0
+	for _, name := range names {
+		if c.IsSet(name) {
+			n++
+		}
+	}
+	return n
+}
+
+// errWriter is where notes and questions go: stderr, or the app's.
+func errWriter(c *cli.Context) io.Writer {
+	if c.App.ErrWriter != nil {
+		return c.App.ErrWriter
+	}
+	return os.Stderr
+}
