@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -19,11 +18,24 @@ const (
 	MaxLabelValue = 1024
 )
 
-var labelKeyPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$`)
+// validLabelKey reports whether s is 1 to MaxLabelKey of A-Z a-z 0-9 . _ /
+// -, starting and ending with a letter or digit. It is checked by hand, as
+// names are: a regexp compiled at package init costs every exec of the shim.
+func validLabelKey(s string) bool {
+	if s == "" || len(s) > MaxLabelKey || !isAlnum(s[0]) || !isAlnum(s[len(s)-1]) {
+		return false
+	}
+	for i := 1; i < len(s)-1; i++ {
+		if c := s[i]; !isAlnum(c) && c != '.' && c != '_' && c != '/' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateLabel reports whether key=value may label a volume.
 func ValidateLabel(key, value string) error {
-	if len(key) > MaxLabelKey || !labelKeyPattern.MatchString(key) {
+	if !validLabelKey(key) {
 		return fmt.Errorf("%w: label key %s: use 1 to %d of A-Z a-z 0-9 . _ / -, starting and ending with a letter or digit",
 			errdefs.ErrInvalidArgument, Quote(key), MaxLabelKey)
 	}

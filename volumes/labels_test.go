@@ -33,6 +33,11 @@ func TestParseLabel(t *testing.T) {
 		{in: "k=tab\there", bad: "no control characters"},
 		{in: "k=" + strings.Repeat("v", MaxLabelValue+1), bad: "at most"},
 		{in: strings.Repeat("k", MaxLabelKey+1) + "=v", bad: "label key"},
+		{in: strings.Repeat("k", MaxLabelKey) + "=v", key: strings.Repeat("k", MaxLabelKey), value: "v"},
+		{in: "a=1", key: "a", value: "1"},
+		{in: "a/=1", bad: "label key"},
+		{in: "a_b.c-d/e=1", key: "a_b.c-d/e", value: "1"},
+		{in: "é=1", bad: "label key"},
 	} {
 		key, value, err := ParseLabel(tc.in)
 		switch {
