@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/api/types"
 	runcmanager "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -35,6 +36,7 @@ type manager struct {
 // cleans up after a shim that was killed. runc's Stop kills the container and
 // unmounts its root; then the storage setup is undone from its journal.
 func (m manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
+	gcHold.hold() // for the life of this short process
 	status, err := m.Shim.Stop(ctx, id)
 	if err != nil {
 		// The container may still run: its volumes stay held, and the
@@ -54,6 +56,13 @@ func (m manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 		return status, fmt.Errorf("release storage of container %s: %w", id, err)
 	}
 	return status, nil
+}
+
+// Start runs for `shim start`: it starts the daemon and tells containerd
+// its address.
+func (m manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (*bootapi.BootstrapResult, error) {
+	gcHold.hold() // for the life of this short process
+	return m.Shim.Start(ctx, params)
 }
 
 // Info reports runc's runtime info. containerd hands it the runtime's options

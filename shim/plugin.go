@@ -22,6 +22,9 @@ func Register(opts ...Option) {
 		ID:       "task",
 		Requires: []plugin.Type{plugins.EventPlugin, plugins.InternalPlugin},
 		InitFn: func(ic *plugin.InitContext) (any, error) {
+			// Only the daemon loads plugins: from here to its first
+			// Create, it is on the path of a container's start.
+			gcHold.hold()
 			pp, err := ic.GetByID(plugins.EventPlugin, "publisher")
 			if err != nil {
 				return nil, err

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/core/mount"
@@ -28,6 +30,10 @@ type service struct {
 	taskapi.TTRPCTaskService
 	configs *configs
 	storage *storage
+
+	mu       sync.Mutex
+	gcHeld   map[string]bool // tasks that hold GC off until they start
+	initHeld sync.Once       // ends the hold taken when the shim started
 }
 
 // RegisterTTRPC registers the wrapper, not runc's service, so that Create and
@@ -41,6 +47,13 @@ func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 // sandbox (pause) container carries the pod's annotations but none of its
 // storage, which the pod's containers get: it goes to runc untouched.
 func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *taskapi.CreateTaskResponse, retErr error) {
+	s.holdGC(r.ID)
+	defer func() {
+		if retErr != nil {
+			s.releaseGC(r.ID, 0)
+		}
+		s.initHeld.Do(func() { gcHold.releaseAfter(0) })
+	}()
 	opts, err := splitOptions(r.Options)
 	if err != nil {
 		return nil, toTTRPC(fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err))
@@ -73,6 +86,42 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	}
 	r.Rootfs = mount.ToProto(c.rootfs)
 	return s.TTRPCTaskService.Create(ctx, r)
+}
+
+// Start starts a task. The start of a created container ends its hold on
+// garbage collection, a little later.
+func (s *service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.StartResponse, error) {
+	resp, err := s.TTRPCTaskService.Start(ctx, r)
+	if r.ExecID == "" {
+		s.releaseGC(r.ID, gcAfterStart)
+	}
+	return resp, err
+}
+
+// holdGC holds garbage collection off while task id is created and
+// started (see gcHold).
+func (s *service) holdGC(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gcHeld[id] {
+		return
+	}
+	if s.gcHeld == nil {
+		s.gcHeld = map[string]bool{}
+	}
+	s.gcHeld[id] = true
+	gcHold.hold()
+}
+
+// releaseGC ends task id's hold on garbage collection after d.
+func (s *service) releaseGC(id string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.gcHeld[id] {
+		return
+	}
+	delete(s.gcHeld, id)
+	gcHold.releaseAfter(d)
 }
 
 // setupRequest is what a container's storage setup needs.
@@ -116,6 +165,7 @@ func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 	if r.ExecID != "" || (err != nil && !errdefs.IsNotFound(errgrpc.ToNative(err))) {
 		return resp, err
 	}
+	s.releaseGC(r.ID, 0) // a task deleted before it started
 	if rerr := s.release(ctx, r.ID); rerr != nil {
 		log.G(ctx).WithError(rerr).WithField("id", r.ID).Error("release storage of a deleted task; retried when the shim exits")
 	}
