@@ -293,6 +293,13 @@ func TestOptionsAfterArguments(t *testing.T) {
 	if out := w.ok("volumes", "rm", "x", "--backend", "local"); out != "removed volume x\n" {
 		t.Errorf("rm x --backend local printed %q", out)
 	}
+	// As docker volume rm -f: a missing volume is no error.
+	if r := w.run(nil, "volumes", "rm", "x"); r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("rm of a missing volume: exit %d, %q", r.code, r.stderr)
+	}
+	if out := w.ok("volumes", "rm", "x", "--force"); out != "" {
+		t.Errorf("rm x --force of a missing volume printed %q", out)
+	}
 	r = w.run(nil, "volumes", "inspect")
 	if r.code != 1 || !strings.Contains(r.stderr, "usage: persistctl volumes inspect NAME") {
 		t.Errorf("a missing argument: exit %d, stderr %q", r.code, r.stderr)

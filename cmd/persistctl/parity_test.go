@@ -239,3 +239,34 @@ func containsLine(out string, words ...string) bool {
 	}
 	return false
 }
+
+// A dir volume's USED takes a walk of every file: ls leaves it out and
+// says how to get it; --du measures it.
+func TestListUsedOfDirVolumes(t *testing.T) {
+	w := newWorld(t)
+	w.ok("volumes", "create", "--backend", "local", "app")
+	if err := os.WriteFile(filepath.Join(w.dir, "volumes", "default", "app", "fs", "f"), make([]byte, 100<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := w.run(nil, "volumes", "ls")
+	if r.code != 0 || !containsLine(r.stdout, "app", "local", "dir", "-") ||
+		r.stderr != "USED of dir volumes takes a walk of every file: add --du, or run persistctl volumes du NAME\n" {
+		t.Errorf("ls: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var list []volumeJSON
+	w.okJSON(&list, "volumes", "ls", "--json")
+	if len(list) != 1 || list[0].Used != nil {
+		t.Errorf("ls --json measured a dir volume: %+v", list)
+	}
+	w.okJSON(&list, "volumes", "ls", "--json", "--du")
+	if len(list) != 1 || list[0].Used == nil || *list[0].Used < 100<<10 {
+		t.Errorf("ls --du --json = %+v, want used >= 100KiB", list)
+	}
+	r = w.run(nil, "volumes", "ls", "--du")
+	if r.code != 0 || !containsLine(r.stdout, "app", "local", "dir", "KiB") || r.stderr != "" {
+		t.Errorf("ls --du: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := w.run(nil, "volumes", "ls", "--json", "--format", "json"); r.code != 1 || !strings.Contains(r.stderr, "give one of --json, --format and --quiet") {
+		t.Errorf("ls --json --format json: exit %d, %q", r.code, r.stderr)
+	}
+}

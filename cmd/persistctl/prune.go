@@ -104,7 +104,7 @@ func pruneOne(c *cli.Context, cfg *config.Config, s *volumes.Store, v volumes.In
 	err = s.Remove(volumeBackend(b), id, holder(c, "prune"))
 	switch {
 	case errors.Is(err, volumes.ErrHeld):
-		return "a container attached it meanwhile", nil
+		return "held meanwhile: see volumes ls", nil
 	case errdefs.IsNotFound(err):
 		return "removed meanwhile", nil
 	}

@@ -42,11 +42,13 @@ func volumesCommand() *cli.Command {
 				Action: volumesCreate,
 			},
 			{
-				Name:         "rm",
-				Aliases:      []string{"remove"},
-				Usage:        "remove volumes that no container holds",
-				ArgsUsage:    "NAME...",
-				Flags:        []cli.Flag{namespaceFlag(), tenantFlag(), backendFlag},
+				Name:      "rm",
+				Aliases:   []string{"remove"},
+				Usage:     "remove volumes that no container holds",
+				ArgsUsage: "NAME...",
+				Flags: []cli.Flag{namespaceFlag(), tenantFlag(), backendFlag,
+					&cli.BoolFlag{Name: "force", Aliases: []string{"f"},
+						Usage: "a volume that does not exist is no error, as with docker volume rm -f (a held volume is still refused: delete its container first)"}},
 				Action:       volumesRemove,
 				BashComplete: completeVolumes,
 			},
@@ -277,6 +279,9 @@ func volumesRemove(c *cli.Context) error {
 		s, b, id, err := find(c, cfg, name)
 		if err == nil {
 			err = s.Remove(b, id, holder(c, "rm"))
+		}
+		if errdefs.IsNotFound(err) && c.Bool("force") {
+			continue
 		}
 		if err != nil {
 			errs = append(errs, err)
