@@ -18,6 +18,11 @@ func doctorCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
 		Usage: "check the kernel and host for what containerd-persist needs, and say what is missing (exit 1 if anything is)",
+		Description: "The shim and runc are checked as containerd sees them: containerd is asked, through its introspection\n" +
+			"service, whether it can run runtime " + runtimeName + "; it runs the shim found on its own PATH, which reports\n" +
+			"the runc containers get. Each runc version is told what it lacks: runc before 1.2.8, 1.3.3 and 1.4.0 lacks\n" +
+			"the fixes for container escapes through races on its mounts (CVE-2025-31133, CVE-2025-52565, CVE-2025-52881),\n" +
+			"which fails; 1.2.8 and later 1.2 work but are older than the tested 1.3, which warns.",
 		Flags: []cli.Flag{jsonFlag,
 			&cli.StringFlag{Name: "address", Aliases: []string{"a"}, Value: "/run/containerd/containerd.sock", EnvVars: []string{"CONTAINERD_ADDRESS"}, Usage: "containerd's `SOCKET`"}},
 		Action: doctor,
