@@ -1,0 +1,56 @@
+package metrics
+
+import (
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// statfs gives the counters of the filesystem at path.
+func statfs(path string) (FSStats, int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return FSStats{}, 0, &os.PathError{Op: "statfs", Path: path, Err: err}
+	}
+	bs := uint64(st.Bsize)
+	if st.Frsize > 0 {
+		bs = uint64(st.Frsize)
+	}
+	return FSStats{BlockSize: bs, Blocks: st.Blocks, Free: st.Bfree, Avail: st.Bavail, Files: st.Files, FilesFree: st.Ffree}, st.Type, nil
+}
+
+// readSuperblock reads the counters of the ext4 image at path without
+// mounting it: one read of its superblock. The image is opened without
+// following a link.
+func readSuperblock(path string) (FSStats, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOATIME, 0)
+	if err != nil {
+		// O_NOATIME is refused on files root does not own; try without.
+		if f, err = os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0); err != nil {
+			return FSStats{}, err
+		}
+	}
+	defer f.Close()
+	b := make([]byte, superblockSize)
+	if _, err := f.ReadAt(b, superblockOffset); err != nil && err != io.EOF {
+		return FSStats{}, err
+	}
+	s, err := parseSuperblock(b)
+	if err != nil {
+		return FSStats{}, &os.PathError{Op: "read superblock", Path: path, Err: err}
+	}
+	return s, nil
+}
+
+// mountedAt reports whether path is the root of a mount: its device
+// differs from its parent's. Loopfile volume mounts and scratch areas are
+// only ever mounted on directories of the state dir, never bind-mounted
+// onto the same device.
+func mountedAt(path string) bool {
+	var st, parent unix.Stat_t
+	if unix.Lstat(path, &st) != nil || unix.Lstat(path+"/..", &parent) != nil {
+		return false
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Dev != parent.Dev
+}
