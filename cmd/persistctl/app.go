@@ -36,6 +36,7 @@ func newApp() *cli.App {
 			gcCommand(),
 			doctorCommand(),
 			completionCommand(),
+			metricsCommand(),
 		},
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
