@@ -71,9 +71,11 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		return nil, toTTRPC(err)
 	}
 	c := req.container
+	start := time.Now()
 	if err := s.storage.setup(ctx, req); err != nil {
 		return nil, toTTRPC(fmt.Errorf("container %s, class %s: %w", c.id, req.class.Name, err))
 	}
+	defer recordSetup(req, start) // written in the background once Create returns
 	defer func() {
 		if retErr != nil {
 			if err := s.storage.teardownBundle(c.bundle, c.namespace, c.id); err != nil {

@@ -127,6 +127,7 @@ func (s *storage) hookOf(annotations map[string]string) (Hook, error) {
 // journal, which this process holds open while the container lives; a
 // missing journal is success.
 func (s *storage) teardown(path, ns, id string) error {
+	defer recordTeardown(path, ns, id, time.Now())
 	s.mu.Lock()
 	l := s.live[path]
 	delete(s.live, path)
