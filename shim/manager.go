@@ -62,6 +62,7 @@ func (m manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 // its address.
 func (m manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (*bootapi.BootstrapResult, error) {
 	gcHold.hold() // for the life of this short process
+	passPreload(params)
 	return m.Shim.Start(ctx, params)
 }
 

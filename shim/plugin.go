@@ -1,6 +1,8 @@
 package shim
 
 import (
+	"os"
+
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/containerd/v2/pkg/shutdown"
@@ -25,6 +27,11 @@ func Register(opts ...Option) {
 			// Only the daemon loads plugins: from here to its first
 			// Create, it is on the path of a container's start.
 			gcHold.hold()
+			cfgs := &configs{systemPath: config.SystemPath}
+			var pre *preloaded
+			if bundle, err := os.Getwd(); err == nil {
+				pre = preload(bundle, cfgs)
+			}
 			pp, err := ic.GetByID(plugins.EventPlugin, "publisher")
 			if err != nil {
 				return nil, err
@@ -39,7 +46,8 @@ func Register(opts ...Option) {
 			}
 			s := &service{
 				TTRPCTaskService: runc,
-				configs:          &configs{systemPath: config.SystemPath},
+				configs:          cfgs,
+				pre:              pre,
 				storage:          newStorage(ic.Properties[plugins.PropertyGRPCAddress], host.Linux{Monitor: reaper.Default}),
 			}
 			for _, o := range opts {
