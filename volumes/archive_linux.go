@@ -92,7 +92,7 @@ func (s *Store) importLocked(r io.Reader, o ImportOptions) (Meta, error) {
 	}
 	m := Meta{Size: o.Size}
 	if old, ok := exportedMeta(first); ok {
-		m.Class, m.Image, m.ImageChanges = old.Class, old.Image, old.ImageChanges
+		m.Class, m.Image, m.ImageChanges, m.Labels = old.Class, old.Image, old.ImageChanges, old.Labels
 		if m.Size == 0 && old.Type == Loopfile {
 			m.Size = old.Size
 		}

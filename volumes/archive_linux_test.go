@@ -168,7 +168,7 @@ func treeState(t *testing.T, root string) map[string]fileState {
 
 func TestExportImportRoundTrip(t *testing.T) {
 	w := newArchiveWorld(t)
-	if err := w.store.Create(w.backend, vid("ns", "src"), Meta{Class: "vm"}); err != nil {
+	if err := w.store.Create(w.backend, vid("ns", "src"), Meta{Class: "vm", Labels: map[string]string{"team": "db"}}); err != nil {
 		t.Fatal(err)
 	}
 	src := filepath.Join(w.backend.Dir(vid("ns", "src")), contentFS)
@@ -211,7 +211,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Name != "dst" || m.Class != "vm" || m.Type != Dir {
+	if m.Name != "dst" || m.Class != "vm" || m.Type != Dir || m.Labels["team"] != "db" {
 		t.Errorf("imported metadata %+v", m)
 	}
 	dst := filepath.Join(w.backend.Dir(vid("ns", "dst")), contentFS)
