@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,9 @@ size = "64MiB"
 // persistctl metrics --listen endpoint reports of them.
 func TestMetricsLive(t *testing.T) {
 	tc := newCase(t, metricsConfig)
+	if err := os.Mkdir(filepath.Join(tc.dir, "images"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	id := "metrics-live"
 	if out, err := tc.start(id, image1, nil, "sh", "-c",
 		"dd if=/dev/zero of=/data/f bs=1M count=8 && dd if=/dev/zero of=/tmp/f bs=1M count=4 && sync && touch /data/done && sleep 600"); err != nil {
