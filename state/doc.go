@@ -5,6 +5,7 @@
 //	<state_dir>/scratch/<namespace>/<container>/  scratch mounts and images
 //	<state_dir>/mounts/<namespace>/[@<tenant>/]<volume>  loopfile volumes while attached (volumes.Store.MountPath)
 //	<state_dir>/templates/                        a formatted image per disk scratch size, copied per container
+//	<state_dir>/metrics/                          the shim's setup and teardown times, and the cache of dir volume walks (package metrics)
 //
 // Volume locks are not here: they live in each backend, beside the volumes
 // (volumes.Backend.LockPath), so that every state dir sharing a backend sees
