@@ -82,20 +82,21 @@ func (r *setupRun) machineRoot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	refuse := r.class.OnImageChange == config.ImageRefuse
-	if refuse {
-		img, err := imageOf(ctx, r.address, r.c.namespace, r.c.id)
-		if err != nil {
-			return err
-		}
-		o.Image, o.RefuseImageChange = &img, true
+	// containerd is asked for the image only when the layers under the
+	// root are not the ones recorded with the volume's image; only
+	// "refuse" must know it before the container is created.
+	o.Lower = lowerOf(*root)
+	if r.class.OnImageChange == config.ImageRefuse {
+		address, ns, id := r.address, r.c.namespace, r.c.id
+		o.RefuseImageChange = true
+		o.ImageOf = func() (volumes.Image, error) { return imageOf(ctx, address, ns, id) }
 	}
 	a, err := r.store.Attach(r.j, o)
 	if err != nil {
 		return err
 	}
-	if !refuse {
-		r.recordImage(a.Dir)
+	if !a.ImageKnown {
+		r.recordImage(a.Dir, o.Lower)
 	}
 	upper, err := a.Subdir("upper", overlay.Owner{Mode: 0o755})
 	if err != nil {
@@ -110,10 +111,10 @@ func (r *setupRun) machineRoot(ctx context.Context) error {
 }
 
 // recordImage asks containerd for the container's image while runc creates
-// it, and records it in the root volume's metadata: off the start path, as
-// only "refuse" needs it before. The volume's lock is held until this is
-// done (see wait).
-func (r *setupRun) recordImage(dir string) {
+// it, and records it in the root volume's metadata with the layers lower:
+// off the start path, as only "refuse" needs it before. The volume's lock
+// is held until this is done (see wait).
+func (r *setupRun) recordImage(dir, lower string) {
 	r.pending = make(chan struct{})
 	address, ns, id := r.address, r.c.namespace, r.c.id
 	go func() {
@@ -122,7 +123,7 @@ func (r *setupRun) recordImage(dir string) {
 		defer cancel()
 		img, err := imageOf(ctx, address, ns, id)
 		if err == nil {
-			err = volumes.RecordImage(dir, img)
+			err = volumes.RecordImage(dir, img, lower)
 		}
 		if err != nil {
 			log.G(ctx).WithError(err).WithField("id", id).Warn("record the image under a root volume")

@@ -1,6 +1,7 @@
 package volumes
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/overlay"
@@ -27,6 +29,15 @@ type AttachOptions struct {
 	// change of image is recorded, or refused when RefuseImageChange is set.
 	Image             *Image
 	RefuseImageChange bool
+	// Lower, for a machine root volume, identifies the image layers under
+	// its layer as this host has them; "" when unknown. It is recorded with
+	// the image, and while it stays the same the image is known without
+	// asking containerd (Attached.ImageKnown).
+	Lower string
+	// ImageOf, when Image is nil, tells the image under the layer. Attach
+	// asks it only to refuse a change (RefuseImageChange), and only when
+	// Lower is not the one recorded with the volume's image.
+	ImageOf func() (Image, error)
 }
 
 // Attached is a volume attached to a container.
@@ -34,6 +45,11 @@ type Attached struct {
 	Dir  string // the volume's directory in its backend
 	Root string // its content: a dir volume's fs/, or a loopfile's mount
 	Meta Meta
+	// ImageKnown says that Meta.Image is the image under a machine root
+	// volume's layer: the layers are the ones recorded with it, or the
+	// image was given or asked for. Otherwise the caller records it with
+	// RecordImage.
+	ImageKnown bool
 }
 
 // Attach locks the volume, creates it if missing and, for a loopfile volume,
@@ -56,8 +72,22 @@ func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
 		return fail(err)
 	}
 	a := &Attached{Dir: o.Backend.Dir(id)}
+	img := o.Image
+	askImage := func() error {
+		if img != nil || !o.RefuseImageChange || o.ImageOf == nil {
+			return nil
+		}
+		got, err := o.ImageOf()
+		img = &got
+		return err
+	}
 	meta, err := readMetaOf(a.Dir, id)
 	if errdefs.IsNotFound(err) {
+		// Asked before the volume is made: an attach that cannot learn
+		// its image makes no volume.
+		if err := askImage(); err != nil {
+			return fail(err)
+		}
 		err = s.Create(o.Backend, id, Meta{Size: o.Size, Class: o.Class})
 		if err == nil || errdefs.IsAlreadyExists(err) { // a shared volume's other holder made it
 			meta, err = readMetaOf(a.Dir, id)
@@ -75,20 +105,69 @@ func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
 	if err := j.Record(journal.Step{Kind: journal.Sync, Path: a.Root, Lock: lock}); err != nil {
 		return nil, err
 	}
-	if o.Image != nil {
-		if err := meta.setImage(*o.Image, o.RefuseImageChange); err != nil {
-			return nil, err
+	a.ImageKnown = o.Lower != "" && meta.Image != nil && meta.Lower == o.Lower
+	if !a.ImageKnown {
+		if err := askImage(); err != nil {
+			return fail(err)
 		}
 	}
 	if !o.Shared {
 		meta.LastAttached = time.Now().UTC()
 		meta.LastHolder = o.Holder.Container
+	}
+	switch {
+	case img != nil:
+		if err := meta.setImage(*img, o.RefuseImageChange); err != nil {
+			return nil, err
+		}
+		meta.Lower, a.ImageKnown = o.Lower, true
 		if err := WriteMeta(a.Dir, meta); err != nil {
+			return fail(err)
+		}
+	case !o.Shared:
+		if err := writeAttached(a.Dir, meta.LastAttached, meta.LastHolder); err != nil {
 			return fail(err)
 		}
 	}
 	a.Meta = meta
 	return a, nil
+}
+
+// lastAttach is attached.json: when and by which container a volume was
+// last attached.
+type lastAttach struct {
+	At     time.Time `json:"last_attached"`
+	Holder string    `json:"last_holder,omitempty"`
+}
+
+// writeAttached records the last attach of the volume in dir beside its
+// volume.json, replacing the record atomically but without fsync: every
+// attach writes it, and a crash that loses or cuts it short loses only
+// this record (ReadMeta then reads volume.json's), while volume.json
+// itself, rewritten with fsync, changes only when the volume's image does.
+func writeAttached(dir string, at time.Time, holder string) error {
+	b, err := json.Marshal(lastAttach{At: at, Holder: holder})
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, attachedFile)
+	tmp := path + ".tmp" // only the holder of the volume's lock writes it
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("record the last attach: %w", err)
+	}
+	return nil
 }
 
 // mountImage loop-mounts a loopfile volume's image under the state dir.

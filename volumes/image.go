@@ -36,8 +36,9 @@ func (m *Meta) setImage(img Image, refuse bool) error {
 }
 
 // RecordImage records img as the image under the machine volume in dir,
-// noting a change of image. The caller holds the volume's lock.
-func RecordImage(dir string, img Image) error {
+// over the host's layers lower (see AttachOptions.Lower), noting a change
+// of image. The caller holds the volume's lock.
+func RecordImage(dir string, img Image, lower string) error {
 	m, err := ReadMeta(dir)
 	if err != nil {
 		return err
@@ -45,5 +46,6 @@ func RecordImage(dir string, img Image) error {
 	if err := m.setImage(img, false); err != nil {
 		return err
 	}
+	m.Lower = lower
 	return WriteMeta(dir, m)
 }

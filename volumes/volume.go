@@ -58,10 +58,11 @@ type Meta struct {
 	Size         uint64            `json:"size,omitempty"`
 	Overcommit   bool              `json:"overcommit,omitempty"` // its image's space was not reserved
 	Created      time.Time         `json:"created"`
-	LastAttached time.Time         `json:"last_attached,omitzero"`
+	LastAttached time.Time         `json:"last_attached,omitzero"` // newer in attached.json
 	LastHolder   string            `json:"last_holder,omitempty"`
 	Class        string            `json:"class,omitempty"`
 	Image        *Image            `json:"image,omitempty"`
+	Lower        string            `json:"lower,omitempty"` // the host's layers of Image (see AttachOptions.Lower)
 	ImageChanges []ImageChange     `json:"image_changes,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"` // the operator's, set by persistctl
 }
@@ -70,6 +71,10 @@ const (
 	metaFile  = "volume.json"
 	contentFS = "fs"       // a dir volume's content
 	imageFile = "disk.img" // a loopfile volume's filesystem image
+
+	// attachedFile records the last attach, written without fsync (see
+	// writeAttached): ReadMeta takes it over volume.json's when it is newer.
+	attachedFile = "attached.json"
 )
 
 // Store finds, creates and attaches volumes.
@@ -116,6 +121,12 @@ func ReadMeta(dir string) (Meta, error) {
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, fmt.Errorf("read %s: %w", filepath.Join(dir, metaFile), err)
+	}
+	// A crash may have left attached.json empty or cut short: then
+	// volume.json's last attach stands.
+	var last lastAttach
+	if b, err := readNoFollow(filepath.Join(dir, attachedFile)); err == nil && json.Unmarshal(b, &last) == nil && last.At.After(m.LastAttached) {
+		m.LastAttached, m.LastHolder = last.At, last.Holder
 	}
 	return m, nil
 }
