@@ -12,6 +12,7 @@ import (
 	"time"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
@@ -159,21 +160,50 @@ func (s *service) prepare(ctx context.Context, r *taskapi.CreateTaskRequest, opt
 	return &setupRequest{container: c, cfg: cfg, class: class}, nil
 }
 
-// Delete has runc delete the task, then releases its storage. The storage is
-// released even when runc no longer knows the task. A release that fails is
-// logged, not returned: runc has deleted the task, so containerd would not
-// ask again. The journal stays, and `shim delete` replays it when this shim
-// exits (persistctl gc after that).
+// Delete has runc delete the task and releases its storage: beside runc's
+// delete when the task has stopped and that is safe (see releaseMode), else
+// after it. The storage is released even when runc no longer knows the
+// task. A release that fails is logged, not returned: runc has deleted the
+// task, so containerd would not ask again. The journal stays, and `shim
+// delete` replays it when this shim exits (persistctl gc after that).
 func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskapi.DeleteResponse, error) {
-	resp, err := s.TTRPCTaskService.Delete(ctx, r)
-	if r.ExecID != "" || (err != nil && !errdefs.IsNotFound(errgrpc.ToNative(err))) {
-		return resp, err
+	if r.ExecID != "" {
+		return s.TTRPCTaskService.Delete(ctx, r)
 	}
-	s.releaseGC(r.ID, 0) // a task deleted before it started
-	if rerr := s.release(ctx, r.ID); rerr != nil {
+	wait := s.releaseBeside(ctx, r.ID)
+	resp, err := s.TTRPCTaskService.Delete(ctx, r)
+	released, rerr := false, error(nil)
+	if wait != nil {
+		released, rerr = wait()
+	}
+	if err == nil || errdefs.IsNotFound(errgrpc.ToNative(err)) {
+		s.releaseGC(r.ID, 0) // a task deleted before it started
+		if !released {
+			rerr = s.release(ctx, r.ID)
+		}
+	}
+	if rerr != nil {
 		log.G(ctx).WithError(rerr).WithField("id", r.ID).Error("release storage of a deleted task; retried when the shim exits")
 	}
 	return resp, err
+}
+
+// releaseBeside starts what of the release of task id's storage may run
+// beside runc's delete, if the task has stopped; nil if nothing may.
+func (s *service) releaseBeside(ctx context.Context, id string) func() (bool, error) {
+	st, err := s.TTRPCTaskService.State(ctx, &taskapi.StateRequest{ID: id})
+	if err != nil || st.Status != task.Status_STOPPED {
+		return nil
+	}
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil
+	}
+	bundle, err := s.bundleOf(id)
+	if err != nil {
+		return nil
+	}
+	return s.storage.releaseBeside(bundle, ns, id)
 }
 
 // release releases the storage of container id.

@@ -36,7 +36,8 @@ type setupRun struct {
 	vars    map[string]string // name template values
 	tenant  string            // of every volume the container gets
 
-	pending chan struct{} // closed when the image of the root volume is recorded
+	pending     chan struct{} // closed when the image of the root volume is recorded
+	volumeRoots []string      // the content of the volumes attached
 }
 
 // wait waits for the background work that setup started.
@@ -95,6 +96,7 @@ func (r *setupRun) machineRoot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.volumeRoots = append(r.volumeRoots, a.Root)
 	if !a.ImageKnown {
 		r.recordImage(a.Dir, o.Lower)
 	}
@@ -148,6 +150,7 @@ func (r *setupRun) volume(v config.Volume) error {
 	if err != nil {
 		return err
 	}
+	r.volumeRoots = append(r.volumeRoots, a.Root)
 	data, err := a.Subdir("data", owner)
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", o.ID, err)

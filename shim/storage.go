@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/log"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/state"
@@ -51,6 +52,9 @@ type live struct {
 	holder  volumes.Holder   // whose volume locks to release
 	hook    Hook             // test builds only
 	pending chan struct{}    // closed when background work on its volumes is done
+
+	mode        releaseMode // how much of the release may run beside runc's delete
+	volumeRoots []string    // the content of its volumes, synced on release
 }
 
 // setup gives a container the storage of its class, editing its spec and
@@ -102,7 +106,11 @@ func (s *storage) setup(ctx context.Context, req *setupRequest) error {
 		return err
 	}
 	s.mu.Lock()
-	s.live[jpath] = &live{journal: j, holder: holder, hook: hook, pending: run.pending}
+	s.live[jpath] = &live{
+		journal: j, holder: holder, hook: hook, pending: run.pending,
+		mode:        releaseModeOf(c.spec, req.class.Mode == config.ModeMachine),
+		volumeRoots: run.volumeRoots,
+	}
 	s.mu.Unlock()
 	return nil
 }
