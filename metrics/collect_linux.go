@@ -1,16 +1,18 @@
 package metrics
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strconv"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/journal"
@@ -19,30 +21,35 @@ import (
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
-// Collect implements prometheus.Collector.
-func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+// scrape reads the state afresh, apart from the walks of dir volumes.
+func (c *Collector) scrape() *scrape {
+	s := newScrape()
 	var errs atomic.Int64
 	records, err := timings.Read(c.o.StateDir)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(descSetup, err)
+		s.fail(famSetup, err)
 	}
-	c.collectVolumes(ch, &errs)
-	c.collectScratch(ch, records, &errs)
-	c.collectLeftovers(ch)
-	collectTimings(records, ch)
-	ch <- prometheus.MustNewConstMetric(descErrors, prometheus.GaugeValue, float64(errs.Load()))
+	c.collectVolumes(s, &errs)
+	c.collectScratch(s, records, &errs)
+	c.collectLeftovers(s)
+	collectTimings(records, s)
+	s.add(famErrors, prometheus.MustNewConstMetric(famErrors.desc, prometheus.GaugeValue, float64(errs.Load())))
+	return s
 }
 
-func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
-	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+// volumeSample is a sample of one volume, made while volumes are read in
+// parallel and added to the scrape in order after.
+type volumeSample struct {
+	f *family
+	m *dto.Metric
 }
 
 // collectVolumes reports every volume of every namespace and tenant.
-func (c *Collector) collectVolumes(ch chan<- prometheus.Metric, errs *atomic.Int64) {
+func (c *Collector) collectVolumes(s *scrape, errs *atomic.Int64) {
 	store := volumes.Open(c.o.StateDir, c.o.Mounter, volumes.NewLocks())
 	infos, err := store.List(c.o.Backends, "")
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(descCapacity, fmt.Errorf("list volumes: %w", err))
+		s.fail(famCapacity, fmt.Errorf("list volumes: %w", err))
 		return
 	}
 	// A dir volume's content is on its backend's filesystem, measured once
@@ -55,36 +62,45 @@ func (c *Collector) collectVolumes(ch chan<- prometheus.Metric, errs *atomic.Int
 		}
 	}
 	own := make([]bool, len(infos))
-	var walked []string
-	for i, v := range infos {
+	parallel(len(infos), func(i int) {
+		v := infos[i]
 		if v.Type != volumes.Dir {
-			continue
+			return
 		}
 		var st unix.Stat_t
-		if err := unix.Lstat(contentDir(v), &st); err == nil && fsOf[v.Backend].err == nil && st.Dev != fsOf[v.Backend].dev {
-			own[i] = true
-			continue
+		own[i] = unix.Lstat(contentDir(v), &st) == nil && fsOf[v.Backend].err == nil && st.Dev != fsOf[v.Backend].dev
+	})
+	var walked []string
+	for i, v := range infos {
+		if v.Type == volumes.Dir && !own[i] {
+			walked = append(walked, contentDir(v))
 		}
-		walked = append(walked, contentDir(v))
 	}
 	du := c.dirs.usage(walked, time.Now())
 
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) * 2 {
-		wg.Go(func() {
-			for i := range next {
-				if err := c.volume(ch, store, infos[i], own[i], fsOf[infos[i].Backend], du); err != nil {
-					errs.Add(1)
-				}
-			}
-		})
+	samples := make([][]volumeSample, len(infos))
+	parallel(len(infos), func(i int) {
+		var err error
+		if samples[i], err = c.volume(store, infos[i], own[i], fsOf[infos[i].Backend], du); err != nil {
+			errs.Add(1)
+		}
+	})
+	// In the order of the samples' labels sorted by name, which is the
+	// order of a scrape.
+	order := make([]int, len(infos))
+	for i := range order {
+		order[i] = i
 	}
-	for i := range infos {
-		next <- i
+	slices.SortFunc(order, func(i, j int) int {
+		a, b := infos[i], infos[j]
+		return cmp.Or(strings.Compare(a.Backend, b.Backend), strings.Compare(a.Class, b.Class),
+			strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Tenant, b.Tenant), strings.Compare(a.Name, b.Name))
+	})
+	for _, i := range order {
+		for _, vs := range samples[i] {
+			s.metrics[vs.f] = append(s.metrics[vs.f], vs.m)
+		}
 	}
-	close(next)
-	wg.Wait()
 }
 
 func contentDir(v volumes.Info) string { return filepath.Join(v.Dir, "fs") }
@@ -94,16 +110,18 @@ func contentDir(v volumes.Info) string { return filepath.Join(v.Dir, "fs") }
 // volume by statfs when its content is a filesystem of its own, else by
 // statfs of the filesystem it lives on for capacity and free space and by
 // the cached walk for what it uses.
-func (c *Collector) volume(ch chan<- prometheus.Metric, store *volumes.Store, v volumes.Info, own bool, bfs backendFS, du map[string]dirUsage) error {
-	labels := []string{v.Namespace, v.Tenant, v.Name, v.Backend, v.Class}
+func (c *Collector) volume(store *volumes.Store, v volumes.Info, own bool, bfs backendFS, du map[string]dirUsage) ([]volumeSample, error) {
+	labels := labelPairs(volumeLabels, v.Namespace, v.Tenant, v.Name, v.Backend, v.Class)
 	holder := ""
 	attached := 0.0
 	if v.Holder != nil {
 		holder, attached = v.Holder.Namespace+"/"+v.Holder.Container, 1
 	}
-	gauge(ch, descAttached, attached, append(labels, holder)...)
+	out := make([]volumeSample, 0, 8)
+	gauge := func(f *family, v float64) { out = append(out, volumeSample{f, gaugeSample(v, labels)}) }
+	out = append(out, volumeSample{famAttached, gaugeSample(attached, labelPairs(famAttachedLabels, v.Namespace, v.Tenant, v.Name, v.Backend, v.Class, holder))})
 	if !v.LastAttached.IsZero() {
-		gauge(ch, descLastAttach, float64(v.LastAttached.UnixNano())/1e9, labels...)
+		gauge(famLastAttach, float64(v.LastAttached.UnixNano())/1e9)
 	}
 	var s FSStats
 	var err error
@@ -128,37 +146,34 @@ func (c *Collector) volume(ch chan<- prometheus.Metric, store *volumes.Store, v 
 		}
 		s, err = bfs.stats, bfs.err
 		if err == nil {
-			u, ok := du[dir]
-			if !ok {
-				// Not walked yet: capacity and free space only.
-				gauge(ch, descCapacity, s.capacity(), labels...)
-				gauge(ch, descAvailable, s.available(), labels...)
-				gauge(ch, descInodes, float64(s.Files), labels...)
-				gauge(ch, descInodesFree, float64(s.FilesFree), labels...)
-				return nil
+			// Not walked yet: capacity and free space only.
+			if u, ok := du[dir]; ok {
+				gauge(famUsed, float64(u.Bytes))
+				gauge(famInodesUsed, float64(u.Inodes))
 			}
-			gauge(ch, descUsed, float64(u.Bytes), labels...)
-			gauge(ch, descInodesUsed, float64(u.Inodes), labels...)
-			gauge(ch, descCapacity, s.capacity(), labels...)
-			gauge(ch, descAvailable, s.available(), labels...)
-			gauge(ch, descInodes, float64(s.Files), labels...)
-			gauge(ch, descInodesFree, float64(s.FilesFree), labels...)
-			return nil
+			gauge(famCapacity, s.capacity())
+			gauge(famAvailable, s.available())
+			gauge(famInodes, float64(s.Files))
+			gauge(famInodesFree, float64(s.FilesFree))
+			return out, nil
 		}
 	default:
-		return fmt.Errorf("volume %s: unknown type %q", v.Name, v.Type)
+		return out, fmt.Errorf("volume %s: unknown type %q", v.Name, v.Type)
 	}
 	if err != nil {
-		return err
+		return out, err
 	}
-	gauge(ch, descCapacity, s.capacity(), labels...)
-	gauge(ch, descAvailable, s.available(), labels...)
-	gauge(ch, descUsed, s.used(), labels...)
-	gauge(ch, descInodes, float64(s.Files), labels...)
-	gauge(ch, descInodesFree, float64(s.FilesFree), labels...)
-	gauge(ch, descInodesUsed, s.inodesUsed(), labels...)
-	return nil
+	gauge(famCapacity, s.capacity())
+	gauge(famAvailable, s.available())
+	gauge(famUsed, s.used())
+	gauge(famInodes, float64(s.Files))
+	gauge(famInodesFree, float64(s.FilesFree))
+	gauge(famInodesUsed, s.inodesUsed())
+	return out, nil
 }
+
+// famAttachedLabels are the labels of famAttached, in its desc's order.
+var famAttachedLabels = append(append([]string{}, volumeLabels...), "holder")
 
 // collectScratch reports the scratch areas of running containers: those
 // whose journal a live shim holds. Each area is a mount at
@@ -166,7 +181,7 @@ func (c *Collector) volume(ch chan<- prometheus.Metric, store *volumes.Store, v 
 // path, named by the shim's setup record. A memory scratch over an empty
 // image path is a tmpfs that runc makes inside the container, with nothing
 // on the host to measure: it is not reported.
-func (c *Collector) collectScratch(ch chan<- prometheus.Metric, records []timings.Record, errs *atomic.Int64) {
+func (c *Collector) collectScratch(s *scrape, records []timings.Record, errs *atomic.Int64) {
 	paths := map[[2]string][]string{}
 	for _, r := range records {
 		if r.Op == timings.Setup {
@@ -186,7 +201,7 @@ func (c *Collector) collectScratch(ch chan<- prometheus.Metric, records []timing
 				if err != nil || !mountedAt(p) {
 					continue
 				}
-				s, fsType, err := statfs(p)
+				st, fsType, err := statfs(p)
 				if err != nil {
 					errs.Add(1)
 					continue
@@ -200,19 +215,19 @@ func (c *Collector) collectScratch(ch chan<- prometheus.Metric, records []timing
 					medium = "memory"
 				}
 				labels := []string{ns, id, path, medium}
-				gauge(ch, descScratchCap, s.capacity(), labels...)
-				gauge(ch, descScratchUsed, s.used(), labels...)
-				gauge(ch, descScratchAv, s.available(), labels...)
+				s.add(famScratchCap, prometheus.MustNewConstMetric(famScratchCap.desc, prometheus.GaugeValue, st.capacity(), labels...))
+				s.add(famScratchUsed, prometheus.MustNewConstMetric(famScratchUsed.desc, prometheus.GaugeValue, st.used(), labels...))
+				s.add(famScratchAv, prometheus.MustNewConstMetric(famScratchAv.desc, prometheus.GaugeValue, st.available(), labels...))
 			}
 		}
 	}
 }
 
 // collectLeftovers counts what persistctl gc --dry-run would list, by kind.
-func (c *Collector) collectLeftovers(ch chan<- prometheus.Metric) {
+func (c *Collector) collectLeftovers(s *scrape) {
 	found, err := state.NewGC(state.Dir(c.o.StateDir), c.o.Backends, c.o.Mounter).Find()
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(descLeftovers, fmt.Errorf("find leftovers: %w", err))
+		s.fail(famLeftovers, fmt.Errorf("find leftovers: %w", err))
 		return
 	}
 	counts := map[string]int{}
@@ -223,7 +238,7 @@ func (c *Collector) collectLeftovers(ch chan<- prometheus.Metric) {
 		counts[l.Kind]++
 	}
 	for k, n := range counts {
-		gauge(ch, descLeftovers, float64(n), k)
+		s.add(famLeftovers, prometheus.MustNewConstMetric(famLeftovers.desc, prometheus.GaugeValue, float64(n), k))
 	}
 }
 

@@ -2,9 +2,12 @@ package metrics
 
 import (
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/metrics/timings"
@@ -46,37 +49,56 @@ func dirCachePath(stateDir string) string {
 	return filepath.Join(filepath.Dir(timings.Path(stateDir)), "dirusage.json")
 }
 
+// family is one metric family: its desc for the registry and the name,
+// help and type its samples are gathered under.
+type family struct {
+	desc       *prometheus.Desc
+	name, help string
+	typ        dto.MetricType
+}
+
+func newFamily(name, help string, typ dto.MetricType, labels ...string) *family {
+	return &family{desc: prometheus.NewDesc(name, help, labels, nil), name: name, help: help, typ: typ}
+}
+
 var volumeLabels = []string{"namespace", "tenant", "volume", "backend", "class"}
 
-func volumeDesc(name, help string, extra ...string) *prometheus.Desc {
-	return prometheus.NewDesc(name, help, append(append([]string{}, volumeLabels...), extra...), nil)
+func volumeFamily(name, help string, extra ...string) *family {
+	return newFamily(name, help, dto.MetricType_GAUGE, append(append([]string{}, volumeLabels...), extra...)...)
 }
 
 var scratchLabels = []string{"namespace", "container", "path", "medium"}
 
 var (
-	descCapacity    = volumeDesc("persist_volume_capacity_bytes", "Capacity in bytes of the volume's filesystem (a dir volume: of its backend's filesystem).")
-	descAvailable   = volumeDesc("persist_volume_available_bytes", "Number of available bytes in the volume.")
-	descUsed        = volumeDesc("persist_volume_used_bytes", "Number of used bytes in the volume.")
-	descInodes      = volumeDesc("persist_volume_inodes", "Maximum number of inodes in the volume's filesystem.")
-	descInodesFree  = volumeDesc("persist_volume_inodes_free", "Number of free inodes in the volume's filesystem.")
-	descInodesUsed  = volumeDesc("persist_volume_inodes_used", "Number of used inodes in the volume.")
-	descAttached    = volumeDesc("persist_volume_attached", "1 if a container holds the volume, 0 if not; holder is namespace/container of the holder.", "holder")
-	descLastAttach  = volumeDesc("persist_volume_last_attach_timestamp_seconds", "When the volume was last attached to a container, in seconds since the epoch.")
-	descScratchCap  = prometheus.NewDesc("persist_scratch_capacity_bytes", "Capacity in bytes of a running container's scratch area.", scratchLabels, nil)
-	descScratchUsed = prometheus.NewDesc("persist_scratch_used_bytes", "Number of used bytes in a running container's scratch area.", scratchLabels, nil)
-	descScratchAv   = prometheus.NewDesc("persist_scratch_available_bytes", "Number of available bytes in a running container's scratch area.", scratchLabels, nil)
-	descLeftovers   = prometheus.NewDesc("persist_gc_leftovers", "Leftovers of dead containers that persistctl gc would remove, by kind.", []string{"kind"}, nil)
-	descSetup       = prometheus.NewDesc("persist_shim_setup_duration_seconds", "Time the shim took to set up a container's storage, by class.", []string{"class"}, nil)
-	descTeardown    = prometheus.NewDesc("persist_shim_teardown_duration_seconds", "Time the shim took to release a container's storage.", nil, nil)
-	descErrors      = prometheus.NewDesc("persist_scrape_errors", "Volumes and scratch areas whose figures could not be read in this scrape.", nil, nil)
+	famCapacity    = volumeFamily("persist_volume_capacity_bytes", "Capacity in bytes of the volume's filesystem (a dir volume: of its backend's filesystem).")
+	famAvailable   = volumeFamily("persist_volume_available_bytes", "Number of available bytes in the volume.")
+	famUsed        = volumeFamily("persist_volume_used_bytes", "Number of used bytes in the volume.")
+	famInodes      = volumeFamily("persist_volume_inodes", "Maximum number of inodes in the volume's filesystem.")
+	famInodesFree  = volumeFamily("persist_volume_inodes_free", "Number of free inodes in the volume's filesystem.")
+	famInodesUsed  = volumeFamily("persist_volume_inodes_used", "Number of used inodes in the volume.")
+	famAttached    = volumeFamily("persist_volume_attached", "1 if a container holds the volume, 0 if not; holder is namespace/container of the holder.", "holder")
+	famLastAttach  = volumeFamily("persist_volume_last_attach_timestamp_seconds", "When the volume was last attached to a container, in seconds since the epoch.")
+	famScratchCap  = newFamily("persist_scratch_capacity_bytes", "Capacity in bytes of a running container's scratch area.", dto.MetricType_GAUGE, scratchLabels...)
+	famScratchUsed = newFamily("persist_scratch_used_bytes", "Number of used bytes in a running container's scratch area.", dto.MetricType_GAUGE, scratchLabels...)
+	famScratchAv   = newFamily("persist_scratch_available_bytes", "Number of available bytes in a running container's scratch area.", dto.MetricType_GAUGE, scratchLabels...)
+	famLeftovers   = newFamily("persist_gc_leftovers", "Leftovers of dead containers that persistctl gc would remove, by kind.", dto.MetricType_GAUGE, "kind")
+	famSetup       = newFamily("persist_shim_setup_duration_seconds", "Time the shim took to set up a container's storage, by class.", dto.MetricType_HISTOGRAM, "class")
+	famTeardown    = newFamily("persist_shim_teardown_duration_seconds", "Time the shim took to release a container's storage.", dto.MetricType_HISTOGRAM)
+	famErrors      = newFamily("persist_scrape_errors", "Volumes and scratch areas whose figures could not be read in this scrape.", dto.MetricType_GAUGE)
 )
+
+// families are all the families, sorted by name as a scrape shows them.
+var families = func() []*family {
+	fs := []*family{famCapacity, famAvailable, famUsed, famInodes, famInodesFree, famInodesUsed,
+		famAttached, famLastAttach, famScratchCap, famScratchUsed, famScratchAv, famLeftovers, famSetup, famTeardown, famErrors}
+	slices.SortFunc(fs, func(a, b *family) int { return strings.Compare(a.name, b.name) })
+	return fs
+}()
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCapacity, descAvailable, descUsed, descInodes, descInodesFree, descInodesUsed,
-		descAttached, descLastAttach, descScratchCap, descScratchUsed, descScratchAv, descLeftovers, descSetup, descTeardown, descErrors} {
-		ch <- d
+	for _, f := range families {
+		ch <- f.desc
 	}
 }
 
@@ -109,7 +131,7 @@ func (h *histogram) observe(v float64) {
 }
 
 // collectTimings turns the shim's records into histograms.
-func collectTimings(records []timings.Record, ch chan<- prometheus.Metric) {
+func collectTimings(records []timings.Record, s *scrape) {
 	setup := map[string]*histogram{}
 	teardown := newHistogram()
 	for _, r := range records {
@@ -126,7 +148,7 @@ func collectTimings(records []timings.Record, ch chan<- prometheus.Metric) {
 		}
 	}
 	for class, h := range setup {
-		ch <- prometheus.MustNewConstHistogram(descSetup, h.count, h.sum, h.buckets, class)
+		s.add(famSetup, prometheus.MustNewConstHistogram(famSetup.desc, h.count, h.sum, h.buckets, class))
 	}
-	ch <- prometheus.MustNewConstHistogram(descTeardown, teardown.count, teardown.sum, teardown.buckets)
+	s.add(famTeardown, prometheus.MustNewConstHistogram(famTeardown.desc, teardown.count, teardown.sum, teardown.buckets))
 }

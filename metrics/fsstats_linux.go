@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -22,21 +21,24 @@ func statfs(path string) (FSStats, int64, error) {
 
 // readSuperblock reads the counters of the ext4 image at path without
 // mounting it: one read of its superblock. The image is opened without
-// following a link.
+// following a link. Plain system calls, not os.File: with thousands of
+// images, the runtime poller's setup of each file costs more than the read.
 func readSuperblock(path string) (FSStats, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOATIME, 0)
-	if err != nil {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
 		// O_NOATIME is refused on files root does not own; try without.
-		if f, err = os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0); err != nil {
-			return FSStats{}, err
-		}
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	}
-	defer f.Close()
+	if err != nil {
+		return FSStats{}, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
 	b := make([]byte, superblockSize)
-	if _, err := f.ReadAt(b, superblockOffset); err != nil && err != io.EOF {
-		return FSStats{}, err
+	n, err := unix.Pread(fd, b, superblockOffset)
+	if err != nil {
+		return FSStats{}, &os.PathError{Op: "read", Path: path, Err: err}
 	}
-	s, err := parseSuperblock(b)
+	s, err := parseSuperblock(b[:n])
 	if err != nil {
 		return FSStats{}, &os.PathError{Op: "read superblock", Path: path, Err: err}
 	}
