@@ -110,8 +110,8 @@ func tearDown(failed bool) {
 	if daemon.Daemon == nil {
 		return
 	}
-	if failed {
-		fmt.Fprintf(os.Stderr, "--- containerd log ---\n%s\n", daemon.Log())
+	if log := daemon.Log(); failed && log != "" {
+		fmt.Fprintf(os.Stderr, "--- containerd log ---\n%s\n", log)
 	}
 	if err := daemon.Remove(); err != nil {
 		fmt.Fprintln(os.Stderr, "remove the test containerd:", err)
