@@ -29,9 +29,18 @@ func (c *Collector) scrape() *scrape {
 	if err != nil {
 		s.fail(famSetup, err)
 	}
+	// The search for leftovers reads other files than the volumes' and
+	// mostly one by one: it runs beside them.
+	leftovers := newScrape()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.collectLeftovers(leftovers)
+	}()
 	c.collectVolumes(s, &errs)
 	c.collectScratch(s, records, &errs)
-	c.collectLeftovers(s)
+	<-done
+	s.merge(leftovers)
 	collectTimings(records, s)
 	s.add(famErrors, prometheus.MustNewConstMetric(famErrors.desc, prometheus.GaugeValue, float64(errs.Load())))
 	return s

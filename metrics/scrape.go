@@ -37,6 +37,14 @@ func (s *scrape) add(f *family, m prometheus.Metric) {
 	s.metrics[f] = append(s.metrics[f], out)
 }
 
+// merge adds what o found to s.
+func (s *scrape) merge(o *scrape) {
+	for f, ms := range o.metrics {
+		s.metrics[f] = append(s.metrics[f], ms...)
+	}
+	s.errs = append(s.errs, o.errs...)
+}
+
 func (s *scrape) fail(f *family, err error) { s.errs = append(s.errs, scrapeError{f, err}) }
 
 // gaugeSample is a gauge's sample; labels are sorted by name.
