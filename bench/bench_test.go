@@ -60,6 +60,11 @@ func TestSmoke(t *testing.T) {
 		if s.Ctr.Median <= 0 || s.Client.Median <= 0 || s.CtrCI[0] <= 0 || s.ClientCI[0] <= 0 {
 			t.Errorf("start-to-exit %s: ctr %v ms %v, client %v ms %v", s.Name, s.Ctr.Median, s.CtrCI, s.Client.Median, s.ClientCI)
 		}
+		// Each of our runs, through ctr and the Go client, is recorded
+		// by the shim; runc's are not.
+		if want := 2 * o.Runs; s.Class != "" && (len(s.ShimSetup.Samples) != want || len(s.ShimTeardown.Samples) != want) {
+			t.Errorf("start-to-exit %s: the shim recorded %d setups and %d teardowns, want %d", s.Name, len(s.ShimSetup.Samples), len(s.ShimTeardown.Samples), want)
+		}
 	}
 	if len(back.Memory) != 3 {
 		t.Errorf("memory has %d kinds, want 3", len(back.Memory))
@@ -193,5 +198,13 @@ ok  	github.com/containerd-persist/containerd-persist/state	1.2s
 	}
 	if got := parseBenchmarks(out); !reflect.DeepEqual(got, want) {
 		t.Errorf("parseBenchmarks =\n %+v\nwant\n %+v", got, want)
+	}
+}
+
+func TestCaseOf(t *testing.T) {
+	for id, want := range map[string]string{"imm-mem-ctr-3": "imm-mem", "machine-dir-go-12": "machine-dir", "imm-mem-compare-go-0": "imm-mem-compare", "rss-imm-mem-0": "", "gc-00001": ""} {
+		if got, ok := caseOf(id); got != want || ok != (want != "") {
+			t.Errorf("caseOf(%q) = %q, %v; want %q", id, got, ok, want)
+		}
 	}
 }

@@ -66,12 +66,13 @@ func (r *results) printPhases(w io.Writer) {
 	if len(r.Start) == 0 || len(r.Start[0].Phases) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nGo client runs by phase, median ms (runc) and ms more than runc (others):\n\n")
+	fmt.Fprintf(w, "\nGo client runs by phase, median ms (runc) and ms more than runc (others); then the shim's storage setup and teardown, median ms as the shim recorded them:\n\n")
 	head, rule := "| case |", "|---|"
 	for _, p := range phases {
 		head += " " + p + " |"
 		rule += "--:|"
 	}
+	head, rule = head+" shim setup | shim teardown |", rule+"--:|--:|"
 	fmt.Fprintln(w, head)
 	fmt.Fprintln(w, rule)
 	base := r.Start[0].Phases
@@ -82,6 +83,13 @@ func (r *results) printPhases(w io.Writer) {
 				line += fmt.Sprintf(" %.1f |", base[p].Median)
 			} else {
 				line += fmt.Sprintf(" %+.1f |", s.Phases[p].Median-base[p].Median)
+			}
+		}
+		for _, t := range []series{s.ShimSetup, s.ShimTeardown} {
+			if len(t.Samples) == 0 {
+				line += " — |"
+			} else {
+				line += fmt.Sprintf(" %.2f |", t.Median)
 			}
 		}
 		fmt.Fprintln(w, line)

@@ -48,6 +48,10 @@ type startResult struct {
 	ClientCI    [2]float64 `json:"client_ratio_ci95"`
 	// Phases are the Go client runs' phases (see phases), median ms each.
 	Phases map[string]series `json:"client_phases_ms"`
+	// ShimSetup and ShimTeardown are what the shim recorded of its
+	// storage setup and teardown, in ms, for both clients' runs.
+	ShimSetup    series `json:"shim_setup_ms"`
+	ShimTeardown series `json:"shim_teardown_ms"`
 }
 
 type memoryResult struct {

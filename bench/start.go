@@ -162,7 +162,14 @@ func benchStart(ctx context.Context, e *env, r *results) error {
 			}
 		}
 	}
+	setup, teardown, err := shimTimings(e.stateDir)
+	if err != nil {
+		return err
+	}
 	r.setStart(all, ctrMS, clientMS, phaseMS)
+	for i := range r.Start {
+		r.Start[i].ShimSetup, r.Start[i].ShimTeardown = newSeries(setup[r.Start[i].Name]), newSeries(teardown[r.Start[i].Name])
+	}
 	return nil
 }
 
