@@ -105,6 +105,36 @@ func TestWriteSpecUnchanged(t *testing.T) {
 	}
 }
 
+// TestWriteSpecOnlyChanged: a spec whose root and mounts the shim left as
+// they were is not written again; a change to either is.
+func TestWriteSpecOnlyChanged(t *testing.T) {
+	for name, change := range map[string]func(s *bundleSpec){
+		"nothing":        nil,
+		"root read-only": func(s *bundleSpec) { s.Root.Readonly = true },
+		"a mount added":  func(s *bundleSpec) { addMount(s.Spec, specs.Mount{Destination: "/data", Type: "bind", Source: "/v"}) },
+		"a mount option": func(s *bundleSpec) { s.Mounts[0].Options[0] = "nodev" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			bundle := t.TempDir()
+			path := filepath.Join(bundle, specFile)
+			mustT(t, os.WriteFile(path, []byte(specWithEverything), 0o600))
+			before, err := os.Stat(path)
+			mustT(t, err)
+			s, err := readSpec(bundle)
+			mustT(t, err)
+			if change != nil {
+				change(s)
+			}
+			mustT(t, writeSpec(bundle, s))
+			after, err := os.Stat(path)
+			mustT(t, err)
+			if written := !os.SameFile(before, after); written != (change != nil) {
+				t.Errorf("spec written: %v, want %v", written, change != nil)
+			}
+		})
+	}
+}
+
 func TestParseSpecRefusesBadSpecs(t *testing.T) {
 	for _, in := range []string{``, `null`, `[]`, `{"mounts": {}}`, `{"root": "rootfs"}`, `{"annotations": {"a": 1}}`, `{"linux": {"namespaces": "pid"}}`} {
 		if _, err := parseSpec([]byte(in)); err == nil {
