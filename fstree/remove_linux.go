@@ -167,15 +167,9 @@ func mountPoint(where string) error {
 // its end.
 func readSome(c *Cursor, buf []byte) ([]dirent, error) {
 	for {
-		n, err := unix.Getdents(c.FD(), buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "getdents", Path: c.Where(""), Err: err}
-		}
-		if n == 0 {
-			return nil, nil
+		n, err := getdents(c, buf)
+		if err != nil || n == 0 {
+			return nil, err
 		}
 		if entries := parseDirents(buf[:n], nil); len(entries) > 0 {
 			return entries, nil

@@ -114,12 +114,9 @@ func Walk(root string, fn func(*Entry) error) error {
 func readNames(c *Cursor, buf []byte) ([]string, error) {
 	var names []string
 	for {
-		n, err := unix.Getdents(c.FD(), buf)
-		if err == unix.EINTR {
-			continue
-		}
+		n, err := getdents(c, buf)
 		if err != nil {
-			return nil, &os.PathError{Op: "getdents", Path: c.Where(""), Err: err}
+			return nil, err
 		}
 		if n == 0 {
 			break
@@ -128,4 +125,19 @@ func readNames(c *Cursor, buf []byte) ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// getdents reads the next entries of the current directory of c into buf;
+// 0 at its end.
+func getdents(c *Cursor, buf []byte) (int, error) {
+	for {
+		n, err := unix.Getdents(c.FD(), buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, &os.PathError{Op: "getdents", Path: c.Where(""), Err: err}
+		}
+		return n, nil
+	}
 }
