@@ -135,11 +135,18 @@ func (s *storage) hookOf(annotations map[string]string) (Hook, error) {
 // journal, which this process holds open while the container lives; a
 // missing journal is success.
 func (s *storage) teardown(path, ns, id string) error {
-	defer recordTeardown(path, ns, id, time.Now())
 	s.mu.Lock()
 	l := s.live[path]
 	delete(s.live, path)
 	s.mu.Unlock()
+	if l == nil {
+		// `shim delete` comes after every shim exit, nearly always for
+		// storage that was released already: nothing to do or record.
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+	}
+	defer recordTeardown(path, ns, id, time.Now())
 	u := s.undoer(volumes.Holder{Namespace: ns, Container: id})
 	if l == nil {
 		return u.Release(path)
