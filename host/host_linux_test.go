@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
@@ -310,8 +311,14 @@ func TestMountLoop(t *testing.T) {
 	if err := h.Unmount(target); err != nil {
 		t.Fatal(err)
 	}
-	// The loop device is autoclear: it goes with the last unmount.
-	if devs := loopBackedBy(t, image); len(devs) != 0 {
+	// The loop device is autoclear: it goes with the last unmount. Since
+	// Linux 5.19 the kernel detaches it from a work queue, a moment after
+	// the unmount returns, so this waits (up to 10 s) rather than looks once.
+	devs := loopBackedBy(t, image)
+	for end := time.Now().Add(10 * time.Second); len(devs) != 0 && time.Now().Before(end); devs = loopBackedBy(t, image) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(devs) != 0 {
 		t.Errorf("loop devices of %s left after unmount: %v", image, devs)
 	}
 }

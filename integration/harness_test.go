@@ -261,7 +261,17 @@ func mountsUnder(dir string) []string {
 }
 
 // loopsUnder lists loop devices whose backing file is under dir.
-func loopsUnder(dir string) []string { return containerdtest.LoopsUnder(dir) }
+// loopsUnder lists the loop devices backed by files under dir. An
+// autoclear loop device goes with its last unmount, but since Linux 5.19 the
+// kernel detaches it from a work queue a moment later: a device still there
+// is looked at again for up to 10 s before it counts as left.
+func loopsUnder(dir string) []string {
+	loops := containerdtest.LoopsUnder(dir)
+	for end := time.Now().Add(10 * time.Second); len(loops) > 0 && time.Now().Before(end); loops = containerdtest.LoopsUnder(dir) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return loops
+}
 
 // unmountUnder unmounts, deepest first and by path, whatever is mounted
 // under dir, so that removing dir cannot reach into a mounted filesystem.
