@@ -90,8 +90,8 @@ func TestSmoke(t *testing.T) {
 	if back.VolumesLs == nil || back.GC == nil {
 		t.Errorf("persistctl part missing: ls %v, gc %v", back.VolumesLs, back.GC)
 	} else {
-		if back.VolumesLs.Skipped != "" || len(back.VolumesLs.Seconds) != lsRuns {
-			t.Errorf("volumes ls timed %d times, want %d (%s)", len(back.VolumesLs.Seconds), lsRuns, back.VolumesLs.Skipped)
+		if back.VolumesLs.Skipped != "" || len(back.VolumesLs.Seconds) != lsRuns || len(back.VolumesLs.Scrape) != lsRuns {
+			t.Errorf("volumes ls timed %d times and metrics %d, want %d (%s)", len(back.VolumesLs.Seconds), len(back.VolumesLs.Scrape), lsRuns, back.VolumesLs.Skipped)
 		}
 		if back.GC.Skipped != "" || back.GC.Seconds <= 0 || back.GC.Remaining != 0 {
 			t.Errorf("persistctl gc: %+v, want it timed and nothing left", back.GC)

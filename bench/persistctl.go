@@ -67,6 +67,8 @@ func (f fixture) persistctl(ctx context.Context, bin, ns string, args ...string)
 type lsResult struct {
 	Volumes int       `json:"volumes"`
 	Seconds []float64 `json:"seconds,omitempty"`
+	// Scrape is persistctl metrics over the same volumes.
+	Scrape  []float64 `json:"scrape_seconds,omitempty"`
 	Skipped string    `json:"skipped,omitempty"`
 }
 
@@ -123,6 +125,21 @@ func (e *env) benchLs(ctx context.Context) (lsResult, error) {
 			return res, fmt.Errorf("persistctl volumes ls listed %d of %d volumes", n, e.o.Volumes)
 		}
 		res.Seconds = append(res.Seconds, d.Seconds())
+	}
+	// The metrics scrape reads the same volumes, and each one's figures:
+	// the first scrape walks the dir volumes, later ones use its cache, as
+	// a Prometheus server's scrapes would.
+	for i := range lsRuns + 1 {
+		var out bytes.Buffer
+		cmd := f.persistctl(ctx, e.o.Bin, e.o.Namespace, "metrics")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return res, fmt.Errorf("persistctl metrics: %v: %s", err, firstLine(out.String()))
+		}
+		if i > 0 {
+			res.Scrape = append(res.Scrape, time.Since(start).Seconds())
+		}
 	}
 	return res, nil
 }

@@ -156,6 +156,10 @@ func (r *results) printPersistctl(w io.Writer) {
 		} else {
 			s := median(ls.Seconds)
 			fmt.Fprintf(w, "| `volumes ls` (median of %d) | %s | %.3f | ≤ 0.5 s | %s |\n", len(ls.Seconds), fixture, s, verdict(s <= 0.5))
+			if len(ls.Scrape) > 0 {
+				s := median(ls.Scrape)
+				fmt.Fprintf(w, "| `metrics` (median of %d, after a first scrape) | %s | %.3f | < 1 s | %s |\n", len(ls.Scrape), fixture, s, verdict(s < 1))
+			}
 		}
 	}
 	if gc := r.GC; gc != nil {

@@ -177,6 +177,9 @@ func (r *results) setPersistctl(ls lsResult, gc gcResult) {
 		return
 	}
 	r.budget(what, median(ls.Seconds), 0.5, "s", true)
+	if len(ls.Scrape) > 0 {
+		r.budget(fmt.Sprintf("persistctl metrics, %d volumes", ls.Volumes), median(ls.Scrape), 1, "s", true)
+	}
 }
 
 func (r *results) write(path string) error {
