@@ -3,6 +3,7 @@ package overlay
 import (
 	"errors"
 	"fmt"
+	"github.com/containerd-persist/containerd-persist/host"
 	"io"
 	"io/fs"
 	"os"
@@ -17,8 +18,8 @@ import (
 // Lower is the image's content at a scratch path, held open: the directory
 // at that path of each image layer that shows through there, topmost first.
 type Lower struct {
-	Owner   Owner    // of the topmost directory; DefaultOwner if none
-	Options []string // overlay options the layers need
+	Owner   host.Owner // of the topmost directory; DefaultOwner if none
+	Options []string   // overlay options the layers need
 	dirs    []*os.File
 	content bool // a directory has an entry
 }
@@ -152,12 +153,12 @@ func openDirBeneath(root, path string) (*os.File, *unix.Stat_t, error) {
 	return os.NewFile(uintptr(fd), root+path), &st, nil
 }
 
-func ownerOf(st *unix.Stat_t) Owner {
+func ownerOf(st *unix.Stat_t) host.Owner {
 	mode := fs.FileMode(st.Mode & 0o777)
 	if st.Mode&unix.S_ISVTX != 0 {
 		mode |= fs.ModeSticky
 	}
-	return Owner{Mode: mode, UID: int(st.Uid), GID: int(st.Gid)}
+	return host.Owner{Mode: mode, UID: int(st.Uid), GID: int(st.Gid)}
 }
 
 // overlayOptions are the options of the image's root overlay that a scratch

@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"errors"
+	"github.com/containerd-persist/containerd-persist/host"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -64,14 +65,14 @@ func assertDirs(t *testing.T, l *Lower, want ...string) {
 }
 
 func TestOpenLower(t *testing.T) {
-	me := func(mode fs.FileMode) Owner { return ownOwner(mode) }
+	me := func(mode fs.FileMode) host.Owner { return ownOwner(mode) }
 	tests := []struct {
 		name    string
 		layout  layout
 		path    string
 		bind    bool                    // rootfs is a bind mount of the top layer
 		want    func(im image) []string // the directories, topmost first
-		owner   Owner
+		owner   host.Owner
 		empty   bool
 		symlink bool
 		wantErr error

@@ -3,6 +3,7 @@ package overlay
 import (
 	"errors"
 	"fmt"
+	"github.com/containerd-persist/containerd-persist/host"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,7 @@ import (
 // layer has the path or a layer deletes it (a whiteout), and DefaultOwner
 // with ErrSymlink when a symlink is on the way: setup never follows a link
 // out of a layer.
-func LookupOwner(rootfs []mount.Mount, path string) (Owner, error) {
+func LookupOwner(rootfs []mount.Mount, path string) (host.Owner, error) {
 	for _, layer := range layers(rootfs) {
 		var st unix.Stat_t
 		err := statBeneath(layer, path, &st)
@@ -31,17 +32,17 @@ func LookupOwner(rootfs []mount.Mount, path string) (Owner, error) {
 		case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV):
 			return DefaultOwner, ErrSymlink
 		case err != nil:
-			return Owner{}, fmt.Errorf("look up %s in image layer %s: %w", path, layer, err)
+			return host.Owner{}, fmt.Errorf("look up %s in image layer %s: %w", path, layer, err)
 		case st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0:
 			return DefaultOwner, nil // overlay whiteout
 		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-			return Owner{}, fmt.Errorf("%s is not a directory in the image: a scratch or volume path must be a directory or missing", path)
+			return host.Owner{}, fmt.Errorf("%s is not a directory in the image: a scratch or volume path must be a directory or missing", path)
 		}
 		mode := fs.FileMode(st.Mode & 0o777)
 		if st.Mode&unix.S_ISVTX != 0 {
 			mode |= fs.ModeSticky
 		}
-		return Owner{Mode: mode, UID: int(st.Uid), GID: int(st.Gid)}, nil
+		return host.Owner{Mode: mode, UID: int(st.Uid), GID: int(st.Gid)}, nil
 	}
 	return DefaultOwner, nil
 }

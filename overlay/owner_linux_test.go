@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"errors"
+	"github.com/containerd-persist/containerd-persist/host"
 	"io/fs"
 	"maps"
 	"os"
@@ -86,7 +87,7 @@ func (im image) overlay() []mount.Mount {
 }
 
 func TestLookupOwner(t *testing.T) {
-	me := func(mode fs.FileMode) Owner { return ownOwner(mode) }
+	me := func(mode fs.FileMode) host.Owner { return ownOwner(mode) }
 	tests := []struct {
 		name    string
 		upper   map[string]fs.FileMode
@@ -94,7 +95,7 @@ func TestLookupOwner(t *testing.T) {
 		bottom  map[string]fs.FileMode
 		path    string
 		bind    bool // rootfs is a bind mount of the top layer
-		want    Owner
+		want    host.Owner
 		symlink bool // want ErrSymlink, with DefaultOwner
 		wantErr string
 	}{
@@ -229,7 +230,7 @@ func TestLookupOwnerRoot(t *testing.T) {
 		name    string
 		setup   func(t *testing.T, im image)
 		path    string
-		want    Owner
+		want    host.Owner
 		wantErr string
 	}{
 		{
@@ -240,7 +241,7 @@ func TestLookupOwnerRoot(t *testing.T) {
 				chown(t, filepath.Join(im.top, "tmp"), 1234, 5678)
 			},
 			path: "/tmp",
-			want: Owner{Mode: 0o770 | fs.ModeSticky, UID: 1234, GID: 5678},
+			want: host.Owner{Mode: 0o770 | fs.ModeSticky, UID: 1234, GID: 5678},
 		},
 		{
 			name: "whiteout",
@@ -347,7 +348,7 @@ func TestOwnerMkdir(t *testing.T) {
 func TestOwnerMkdirChown(t *testing.T) {
 	testenv.NeedRoot(t)
 	dir := filepath.Join(t.TempDir(), "d")
-	o := Owner{Mode: 0o770 | fs.ModeSticky, UID: 1234, GID: 5678}
+	o := host.Owner{Mode: 0o770 | fs.ModeSticky, UID: 1234, GID: 5678}
 	if err := o.Mkdir(dir); err != nil {
 		t.Fatal(err)
 	}

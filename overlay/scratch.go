@@ -96,7 +96,7 @@ func (s Scratch) OnHost(lower *Lower) bool { return s.Disk || !lower.empty() }
 
 // MountUpper mounts the scratch's own filesystem at dir, which it creates,
 // and makes the directory "upper" in it with owner's mode and ownership.
-func (s Scratch) MountUpper(h host.Mounter, j *journal.Journal, dir string, owner Owner) error {
+func (s Scratch) MountUpper(h host.Mounter, j *journal.Journal, dir string, owner host.Owner) error {
 	if err := j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
 		return err
 	}

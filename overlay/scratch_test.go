@@ -3,6 +3,7 @@ package overlay
 import (
 	"errors"
 	"fmt"
+	"github.com/containerd-persist/containerd-persist/host"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,8 +29,8 @@ func (u fakeUndoer) Unlock(path string) error  { return fmt.Errorf("unexpected u
 func (u fakeUndoer) Sync(path string) error    { return fmt.Errorf("unexpected sync %s", path) }
 
 // ownOwner is an owner that a test not running as root may chown to.
-func ownOwner(mode fs.FileMode) Owner {
-	return Owner{Mode: mode, UID: os.Getuid(), GID: os.Getgid()}
+func ownOwner(mode fs.FileMode) host.Owner {
+	return host.Owner{Mode: mode, UID: os.Getuid(), GID: os.Getgid()}
 }
 
 // lowerAt opens the lower of a scratch at path in a one-layer image whose

@@ -100,11 +100,11 @@ func (r *setupRun) machineRoot(ctx context.Context) error {
 	if !a.ImageKnown {
 		r.recordImage(a.Dir, o.Lower)
 	}
-	upper, err := a.Subdir("upper", overlay.Owner{Mode: 0o755})
+	upper, err := a.Subdir("upper", host.Owner{Mode: 0o755})
 	if err != nil {
 		return err
 	}
-	work, err := a.Subdir("work", overlay.Owner{Mode: 0o700})
+	work, err := a.Subdir("work", host.Owner{Mode: 0o700})
 	if err != nil {
 		return err
 	}

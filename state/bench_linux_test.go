@@ -9,7 +9,6 @@ import (
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/internal/testenv"
 	"github.com/containerd-persist/containerd-persist/journal"
-	"github.com/containerd-persist/containerd-persist/overlay"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
@@ -55,7 +54,7 @@ func BenchmarkVolume(b *testing.B) {
 					b.Fatal(err)
 				}
 				for _, sub := range []string{"upper", "work"} {
-					if _, err := a.Subdir(sub, overlay.Owner{Mode: 0o755}); err != nil {
+					if _, err := a.Subdir(sub, host.Owner{Mode: 0o755}); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/containerd-persist/containerd-persist/host"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/journal"
-	"github.com/containerd-persist/containerd-persist/overlay"
 )
 
 // AttachOptions says which volume to attach, and how to make it if missing.
@@ -200,7 +200,7 @@ func (s *Store) mountImage(j *journal.Journal, dir string, id ID, lock string) (
 // Subdir makes (if missing) and returns a directory directly under an
 // attached volume's root, with owner's mode and ownership when it is new. It
 // refuses a symlink that a container may have put there.
-func (a *Attached) Subdir(name string, owner overlay.Owner) (string, error) {
+func (a *Attached) Subdir(name string, owner host.Owner) (string, error) {
 	p := filepath.Join(a.Root, name)
 	if err := owner.Mkdir(p); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", err

@@ -2,6 +2,7 @@ package volumes
 
 import (
 	"errors"
+	"github.com/containerd-persist/containerd-persist/host"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/containerd-persist/containerd-persist/host/hosttest"
 	"github.com/containerd-persist/containerd-persist/journal"
-	"github.com/containerd-persist/containerd-persist/overlay"
 )
 
 // attachUndoer undoes an attach's journal with the fake mounter and the
@@ -380,7 +380,7 @@ func TestSubdir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner := overlay.Owner{Mode: 0o750, UID: os.Getuid(), GID: os.Getgid()}
+	owner := host.Owner{Mode: 0o750, UID: os.Getuid(), GID: os.Getgid()}
 
 	p, err := a.Subdir("upper", owner)
 	if err != nil {
