@@ -41,7 +41,7 @@ func TestStorageSetupScratchWithoutContent(t *testing.T) {
 	if got.Type != "tmpfs" || !reflect.DeepEqual(got.Options, want) {
 		t.Errorf("/var/tmp = %+v, want a tmpfs with %q", got, want)
 	}
-	if ops := e.host.ops(); len(ops) != 0 {
+	if ops := e.host.Ops(); len(ops) != 0 {
 		t.Errorf("host calls = %q, want none", ops)
 	}
 	if _, err := os.Lstat(state.Dir(e.state).Scratch("ns", "c1")); err == nil {
@@ -92,7 +92,7 @@ func TestStorageSetupScratchOverSymlinkRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "scratch path /var/tmp is a symlink in the container's root") {
 		t.Fatalf("setup = %v, want the scratch over a symlink refused", err)
 	}
-	if ops := e.host.ops(); len(ops) != 0 {
+	if ops := e.host.Ops(); len(ops) != 0 {
 		t.Errorf("host calls = %q, want none", ops)
 	}
 	e.assertReleased(t, "c1")

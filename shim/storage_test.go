@@ -17,98 +17,17 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/containerd-persist/containerd-persist/config"
-	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/host/hosttest"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/state"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
-var errHostInjected = errors.New("injected failure")
-
-// hostCall is one call to a fakeHost, with the journal as it was on disk
-// when the call was made.
-type hostCall struct {
-	op     string // mount, unmount, makeimage
-	target string
-	steps  []journal.Step
-}
-
-// fakeHost records calls instead of mounting. failAt makes the Nth Mount or
-// MakeImage call fail (1-based; 0 never). A "mounted" target stays a plain
-// directory; what setup makes in it stands in for the mounted filesystem's
-// content and goes away at Unmount, as it would.
-type fakeHost struct {
-	journal string // read at each call, if set
-	failAt  int
-	n       int
-	calls   []hostCall
-	mounted map[string]bool
-}
-
-func (f *fakeHost) record(op, target string) error {
-	c := hostCall{op: op, target: target}
-	if f.journal != "" {
-		c.steps, _ = journal.Read(f.journal)
-	}
-	f.calls = append(f.calls, c)
-	if op == "unmount" {
-		return nil
-	}
-	f.n++
-	if f.n == f.failAt {
-		return fmt.Errorf("%s %s: %w", op, target, errHostInjected)
-	}
-	return nil
-}
-
-func (f *fakeHost) Mount(m mount.Mount, target string) error {
-	if err := f.record("mount", target); err != nil {
-		return err
-	}
-	f.mounted[target] = true
-	return nil
-}
-
-func (f *fakeHost) Unmount(target string) error {
-	if err := f.record("unmount", target); err != nil {
-		return err
-	}
-	if !f.mounted[target] {
-		return nil
-	}
-	delete(f.mounted, target)
-	entries, err := os.ReadDir(target)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(target, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (f *fakeHost) MakeImage(path string, size uint64, _ host.ImageOptions) error {
-	if err := f.record("makeimage", path); err != nil {
-		return err
-	}
-	return os.WriteFile(path, nil, 0o600)
-}
-
-func (f *fakeHost) ops() []string {
-	var ops []string
-	for _, c := range f.calls {
-		ops = append(ops, c.op+" "+c.target)
-	}
-	return ops
-}
-
 // setupEnv is a state dir, a backend dir, an image layer and a bundle, and
-// a storage on a fakeHost.
+// a storage on a recording fake host.
 type setupEnv struct {
 	tmp, state, srv, layer, bundle string
-	host                           *fakeHost
+	host                           *hosttest.Mounter
 	storage                        *storage
 }
 
@@ -123,7 +42,7 @@ func newSetupEnv(t *testing.T) *setupEnv {
 		srv:    filepath.Join(tmp, "srv"),
 		layer:  filepath.Join(tmp, "layer"),
 		bundle: filepath.Join(tmp, "bundle"),
-		host:   &fakeHost{mounted: map[string]bool{}},
+		host:   &hosttest.Mounter{},
 	}
 	for _, d := range []string{e.srv, e.bundle, filepath.Join(e.layer, "tmp"), filepath.Join(e.layer, "var", "tmp"), filepath.Join(e.layer, "var", "lib", "db")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -178,7 +97,7 @@ func (e *setupEnv) setup(t *testing.T, cfg *config.Config, c *container) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.host.journal = state.Dir(cfg.StateDir).Journal(c.namespace, c.id)
+	e.host.Journal = state.Dir(cfg.StateDir).Journal(c.namespace, c.id)
 	return e.storage.setup(context.Background(), &setupRequest{container: c, cfg: cfg, class: class})
 }
 
@@ -200,7 +119,7 @@ func (e *setupEnv) assertReleased(t *testing.T, id string) {
 			t.Errorf("lock %s still held by %s", l, id)
 		}
 	}
-	for p := range e.host.mounted {
+	for _, p := range e.host.Mounted() {
 		t.Errorf("%s still mounted", p)
 	}
 	e.storage.mu.Lock()
@@ -258,11 +177,11 @@ func TestStorageSetupScratch(t *testing.T) {
 		}
 	}
 	want := []string{"mount " + s0, "mount " + s0 + "/merged", "makeimage " + s1 + ".img", "mount " + s1}
-	if got := e.host.ops(); !reflect.DeepEqual(got, want) {
+	if got := e.host.Ops(); !reflect.DeepEqual(got, want) {
 		t.Errorf("host calls = %q, want %q", got, want)
 	}
 	// The scratch dir itself is journaled before the first mount in it.
-	first := e.host.calls[0].steps
+	first := e.host.Calls[0].Steps
 	if len(first) < 2 || first[0] != (journal.Step{Kind: journal.Dir, Path: scratch}) || first[len(first)-1] != (journal.Step{Kind: journal.Mount, Path: s0}) {
 		t.Errorf("journal at the first mount = %v", first)
 	}
@@ -277,11 +196,11 @@ func TestStorageSetupScratch(t *testing.T) {
 		t.Errorf("Release of a live journal = %v, want ErrInUse", err)
 	}
 
-	e.host.calls = nil
+	e.host.Calls = nil
 	if err := e.storage.teardownBundle(e.bundle, "ns", "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := e.host.ops(), []string{"unmount " + s1, "unmount " + s0 + "/merged", "unmount " + s0}; !reflect.DeepEqual(got, want) {
+	if got, want := e.host.Ops(), []string{"unmount " + s1, "unmount " + s0 + "/merged", "unmount " + s0}; !reflect.DeepEqual(got, want) {
 		t.Errorf("teardown calls = %q, want %q", got, want)
 	}
 	e.assertReleased(t, "c1")
@@ -372,7 +291,7 @@ name = "{k8s.pod}-data"
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newSetupEnv(t)
-			e.host.failAt = tt.failAt
+			e.host.FailAt = tt.failAt
 			cfg := e.config(t, tt.classes)
 			err := e.setup(t, cfg, e.container("c1", nil))
 			if err == nil {
@@ -383,7 +302,7 @@ name = "{k8s.pod}-data"
 					t.Errorf("error %q does not say %q", err, s)
 				}
 			}
-			if got, want := e.host.ops(), tt.wantCalls(state.Dir(e.state).Scratch("ns", "c1")); !reflect.DeepEqual(got, want) {
+			if got, want := e.host.Ops(), tt.wantCalls(state.Dir(e.state).Scratch("ns", "c1")); !reflect.DeepEqual(got, want) {
 				t.Errorf("host calls =\n %q\nwant\n %q", got, want)
 			}
 			e.assertReleased(t, "c1")
@@ -433,7 +352,7 @@ func TestStorageSetupVolume(t *testing.T) {
 
 	// A second container, in another shim, asking for the same volume
 	// fails and is undone; the first keeps its lock.
-	e.host.calls = nil
+	e.host.Calls = nil
 	c2 := e.container("c2", map[string]string{AnnotationName: "pg"})
 	c2.bundle = filepath.Join(e.tmp, "bundle2")
 	if err := os.Mkdir(c2.bundle, 0o700); err != nil {
@@ -446,7 +365,7 @@ func TestStorageSetupVolume(t *testing.T) {
 	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "container c1") {
 		t.Fatalf("second setup = %v, want FailedPrecondition naming c1", err)
 	}
-	if got := e.host.ops(); len(got) != 0 {
+	if got := e.host.Ops(); len(got) != 0 {
 		t.Errorf("second setup calls = %q, want none: volumes come first", got)
 	}
 	if _, err := os.Lstat(state.Dir(e.state).Journal("ns", "c2")); !errors.Is(err, fs.ErrNotExist) {
@@ -516,7 +435,7 @@ func TestStorageSetupLeftoverJournal(t *testing.T) {
 	if err := e.setup(t, cfg, e.container("c1", nil)); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.host.ops(); len(got) == 0 || got[0] != "unmount "+stale {
+	if got := e.host.Ops(); len(got) == 0 || got[0] != "unmount "+stale {
 		t.Errorf("host calls = %q, want the leftover undone first", got)
 	}
 	if err := e.storage.teardownBundle(e.bundle, "ns", "c1"); err != nil {
@@ -539,8 +458,8 @@ func TestStorageSetupLiveJournal(t *testing.T) {
 	if !errors.Is(err, journal.ErrInUse) || !strings.Contains(err.Error(), "persistctl gc") {
 		t.Fatalf("setup = %v, want ErrInUse saying to run persistctl gc", err)
 	}
-	if len(e.host.calls) != 0 {
-		t.Errorf("host calls = %q, want none", e.host.ops())
+	if len(e.host.Calls) != 0 {
+		t.Errorf("host calls = %q, want none", e.host.Ops())
 	}
 	if !journal.InUse(jpath) {
 		t.Error("the live container's journal was taken")
@@ -560,8 +479,8 @@ func TestStorageSetupNoRoot(t *testing.T) {
 	if err := e.setup(t, cfg, c); err == nil || !strings.Contains(err.Error(), "no root") {
 		t.Fatalf("setup = %v, want an error about the missing root", err)
 	}
-	if len(e.host.calls) != 0 {
-		t.Errorf("host calls = %q, want none", e.host.ops())
+	if len(e.host.Calls) != 0 {
+		t.Errorf("host calls = %q, want none", e.host.Ops())
 	}
 	e.assertReleased(t, "c1")
 }
