@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -112,8 +111,6 @@ func (x *lineIndex) line(key string) int {
 	return 0
 }
 
-var arrayIndex = regexp.MustCompile(`\[\d+\]`)
-
 // keyAt names the key go-toml reports at a position. Its keys have no array
 // indexes (and inside inline arrays lose the array's name), so the index's
 // path for a key starting there is preferred, then one on the same line.
@@ -123,11 +120,38 @@ func (x *lineIndex) keyAt(line, column int, key []string) string {
 	}
 	want := strings.Join(key, ".")
 	for path, l := range x.lines {
-		if l == line && arrayIndex.ReplaceAllString(path, "") == want {
+		if l == line && withoutIndexes(path) == want {
 			return path
 		}
 	}
 	return want
+}
+
+// withoutIndexes drops every array index ("[" digits "]") from a path:
+// classes.web.scratch[1].path becomes classes.web.scratch.path. It does what
+// regexp `\[\d+\]` replaced by "" did, checked by hand: a regexp compiled at
+// package init costs every exec of the shim, three per container.
+func withoutIndexes(path string) string {
+	if strings.IndexByte(path, '[') < 0 {
+		return path
+	}
+	var b strings.Builder
+	b.Grow(len(path))
+	for i := 0; i < len(path); {
+		if path[i] == '[' {
+			j := i + 1
+			for j < len(path) && '0' <= path[j] && path[j] <= '9' {
+				j++
+			}
+			if j > i+1 && j < len(path) && path[j] == ']' {
+				i = j + 1
+				continue
+			}
+		}
+		b.WriteByte(path[i])
+		i++
+	}
+	return b.String()
 }
 
 func keyParts(n *unstable.Node) []string {
