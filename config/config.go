@@ -66,6 +66,7 @@ type Config struct {
 	DefaultClass string              `toml:"default_class"`
 	Backends     map[string]*Backend `toml:"backends,omitempty"`
 	Classes      map[string]*Class   `toml:"classes"`
+	Cluster      *Cluster            `toml:"cluster,omitempty"` // none: every backend is host-local
 	// Source is where the config was read from: a file path,
 	// "runtime options", or "embedded default".
 	Source string `toml:"-"`
@@ -82,6 +83,9 @@ type Backend struct {
 	// backend holds, and a full backend shows up in containers as I/O
 	// errors. Off by default; loopfile only.
 	Overcommit bool `toml:"overcommit,omitempty"`
+	// Cluster marks a loopfile backend on storage that every node mounts:
+	// its volumes are locked cluster-wide in [cluster]'s etcd.
+	Cluster bool `toml:"cluster,omitempty"`
 }
 
 // Class is a storage policy a container is created with.

@@ -19,6 +19,7 @@ type file struct {
 	DefaultClass string                 `toml:"default_class"`
 	Backends     map[string]fileBackend `toml:"backends"`
 	Classes      map[string]fileClass   `toml:"classes"`
+	Cluster      *fileCluster           `toml:"cluster"`
 }
 
 type fileBackend struct {
@@ -26,6 +27,7 @@ type fileBackend struct {
 	Path        string      `toml:"path"`
 	DefaultSize sizeText    `toml:"default_size"`
 	Overcommit  bool        `toml:"overcommit"`
+	Cluster     bool        `toml:"cluster"`
 }
 
 type fileClass struct {
@@ -115,7 +117,7 @@ func expectedType(key []string) string {
 	switch {
 	case last == "version":
 		return "a number, like version = 1"
-	case last == "selectable" || last == "shared" || last == "overcommit":
+	case last == "selectable" || last == "shared" || last == "overcommit" || last == "cluster" && len(key) == 3:
 		return "true or false"
 	case last == "scratch" || last == "volumes":
 		return "an array of tables, like [[classes.NAME." + last + "]]"
@@ -135,6 +137,7 @@ func (f *file) config(ch *checker) *Config {
 		DefaultClass: f.DefaultClass,
 		Backends:     make(map[string]*Backend, len(f.Backends)),
 		Classes:      make(map[string]*Class, len(f.Classes)),
+		Cluster:      f.Cluster.config(ch),
 	}
 	if f.Version != nil {
 		c.Version = *f.Version
@@ -149,6 +152,7 @@ func (f *file) config(ch *checker) *Config {
 			Path:        fb.Path,
 			DefaultSize: ch.size(key+".default_size", fb.DefaultSize),
 			Overcommit:  fb.Overcommit,
+			Cluster:     fb.Cluster,
 		}
 	}
 	for name, fc := range f.Classes {

@@ -69,6 +69,7 @@ func (c *Config) check(ch *checker) {
 	const stateWant = "an absolute directory on the host, like " + defaultStateDir
 	stateOK := checkPath(ch, "state_dir", c.StateDir, stateWant) && checkHostDir(ch, "state_dir", c.StateDir, defaultStateDir)
 
+	c.checkCluster(ch)
 	var placed []*Backend // backends whose path is usable
 	for _, name := range slices.Sorted(maps.Keys(c.Backends)) {
 		if c.checkBackend(ch, c.Backends[name]) {
@@ -93,6 +94,7 @@ func (c *Config) check(ch *checker) {
 func (c *Config) checkBackend(ch *checker, b *Backend) bool {
 	key := "backends." + b.Name
 	checkName(ch, key, "backend", b.Name)
+	c.checkClusterBackend(ch, key, b)
 	switch b.Type {
 	case BackendDir:
 		if b.DefaultSize != 0 {
