@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package state owns the layout of the state dir and the cleanup of what
 // containers leave in it.
 //
@@ -15,4 +17,6 @@
 // A container's storage is released by replaying its journal with Undoer:
 // by the shim at task delete, by `shim delete` after a shim was killed, and
 // by `persistctl gc` for whatever those could not finish.
+//
+// Linux only: it reads mountinfo and loop devices, through volumes.
 package state

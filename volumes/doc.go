@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package volumes owns named persistent volumes: their identity, where they
 // live (backends), their metadata, and who holds them (locks).
 //
@@ -24,4 +26,6 @@
 //   - Host-side code opens volume content without following symlinks that a
 //     container may have planted there, and walks and removes trees of any
 //     depth through fstree, with a bounded number of descriptors.
+//
+// Linux only: locks are flocks, images are loop-mounted ext4.
 package volumes

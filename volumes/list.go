@@ -1,3 +1,5 @@
+//go:build linux
+
 package volumes
 
 import (
@@ -22,6 +24,9 @@ type Info struct {
 	// is nil for dir volumes: measuring them means walking every file.
 	Used   *uint64 `json:"used,omitempty"`
 	Holder *Holder `json:"holder,omitempty"` // nil when no container holds it
+	// Snapshots are the volume's snapshots, oldest first; only Inspect
+	// reads them.
+	Snapshots []Snapshot `json:"snapshots,omitempty"`
 }
 
 // Hidden directory prefixes of volumes being made or removed; List skips
@@ -151,7 +156,12 @@ func (s *Store) Inspect(b Backend, id ID) (Info, error) {
 	if _, err := readMetaOf(b.Dir(id), id); err != nil {
 		return Info{}, err
 	}
-	return s.info(b, id.namespace, id.tenant, diskName(id.name))
+	info, err := s.info(b, id.namespace, id.tenant, diskName(id.name))
+	if err != nil {
+		return Info{}, err
+	}
+	info.Snapshots, err = ListSnapshots(info.Dir)
+	return info, err
 }
 
 // Find returns the backend that holds volume id. A name found in several

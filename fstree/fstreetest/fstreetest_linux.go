@@ -1,6 +1,3 @@
-// Package fstreetest builds deep directory trees for tests, fast and
-// without paths: what a container builds with `mkdir t && mv d t/ && mv t d`
-// in a loop, made host-side in a fraction of the time.
 package fstreetest
 
 import (

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package containerdtest runs a private containerd for the integration
 // tests and the bench: a daemon whose root, state, sockets, config, log and
 // pid file all live in one directory, with the shim under test first on its
@@ -8,4 +10,6 @@
 //
 // Everything here is by path and by PID: a Daemon never kills a process by
 // name, and Remove never removes a directory that still has a mount in it.
+//
+// Linux only, as containerd's runc shim is.
 package containerdtest
