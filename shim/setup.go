@@ -23,14 +23,17 @@ import (
 )
 
 // setupRun is the setup of one container's storage, step by step. Every
-// host-side step is recorded in j before it is taken.
+// host-side step is recorded in j before it is taken. j is made before the
+// first (see openJournal): a class that puts nothing on the host has none.
 type setupRun struct {
 	address string // containerd's, asked about machine images
 	mounter host.Mounter
 	cfg     *config.Config
 	class   *config.Class
 	c       *container
-	j       *journal.Journal
+	jpath   string
+	hook    Hook
+	j       *journal.Journal // nil until openJournal
 	holder  volumes.Holder
 	store   *volumes.Store
 	vars    map[string]string // name template values
@@ -38,6 +41,36 @@ type setupRun struct {
 
 	pending     chan struct{} // closed when the image of the root volume is recorded
 	volumeRoots []string      // the content of the volumes attached
+}
+
+// openJournal returns the container's setup journal, making it and the
+// pointer to it in the bundle first if need be. It is called before the
+// first step on the host, and only then: a class that puts nothing there (a
+// memory scratch over an empty image path is a tmpfs that runc mounts) gets
+// no journal, and its release has nothing to read or remove. A crash before
+// the journal exists has nothing on the host to undo.
+func (r *setupRun) openJournal() (*journal.Journal, error) {
+	if r.j != nil {
+		return r.j, nil
+	}
+	if err := os.WriteFile(filepath.Join(r.c.bundle, journalPointer), []byte(r.jpath), 0o600); err != nil {
+		return nil, err
+	}
+	j, err := journal.Create(r.jpath)
+	if err != nil {
+		return nil, fmt.Errorf("create setup journal: %w", err)
+	}
+	j.BeforeRecord(func(n int) error { return r.hook("create", n) })
+	r.j = j
+	return j, nil
+}
+
+// recorded is how many steps the journal holds.
+func (r *setupRun) recorded() int {
+	if r.j == nil {
+		return 0
+	}
+	return r.j.Recorded()
 }
 
 // wait waits for the background work that setup started.
@@ -92,7 +125,11 @@ func (r *setupRun) machineRoot(ctx context.Context) error {
 		o.RefuseImageChange = true
 		o.ImageOf = func() (volumes.Image, error) { return imageOf(ctx, address, ns, id) }
 	}
-	a, err := r.store.Attach(r.j, o)
+	j, err := r.openJournal()
+	if err != nil {
+		return err
+	}
+	a, err := r.store.Attach(j, o)
 	if err != nil {
 		return err
 	}
@@ -146,7 +183,11 @@ func (r *setupRun) volume(v config.Volume) error {
 		return err
 	}
 	o.Shared = v.Shared
-	a, err := r.store.Attach(r.j, o)
+	j, err := r.openJournal()
+	if err != nil {
+		return err
+	}
+	a, err := r.store.Attach(j, o)
 	if err != nil {
 		return err
 	}
@@ -201,10 +242,14 @@ func (r *setupRun) scratch() error {
 	dir := state.Dir(r.cfg.StateDir).Scratch(r.c.namespace, r.c.id)
 	made := false
 	mkdir := func() error {
+		j, err := r.openJournal()
+		if err != nil {
+			return err
+		}
 		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 			return err
 		}
-		if err := r.j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
+		if err := j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
 			return err
 		}
 		made = true

@@ -70,25 +70,18 @@ func (s *storage) setup(ctx context.Context, req *setupRequest) error {
 	if err := s.undoer(holder).Release(jpath); err != nil {
 		return fmt.Errorf("clean up leftovers of an earlier container %s (run persistctl gc): %w", c.id, err)
 	}
-	if err := os.WriteFile(filepath.Join(c.bundle, journalPointer), []byte(jpath), 0o600); err != nil {
-		return err
-	}
 	hook, err := s.hookOf(c.spec.Annotations)
 	if err != nil {
 		return err
 	}
-	j, err := journal.Create(jpath)
-	if err != nil {
-		return fmt.Errorf("create setup journal: %w", err)
-	}
-	j.BeforeRecord(func(n int) error { return hook("create", n) })
 	run := &setupRun{
 		address: s.address,
 		mounter: s.mounter,
 		cfg:     cfg,
 		class:   req.class,
 		c:       c,
-		j:       j,
+		jpath:   jpath,
+		hook:    hook,
 		holder:  holder,
 		store:   volumes.Open(cfg.StateDir, s.mounter, s.locks),
 		vars:    templateVars(c.spec.Annotations, c.namespace, c.id),
@@ -96,14 +89,21 @@ func (s *storage) setup(ctx context.Context, req *setupRequest) error {
 	}
 	err = run.do(ctx)
 	if err == nil {
-		err = hook("create", j.Recorded())
+		err = hook("create", run.recorded())
 	}
+	j := run.j
 	if err != nil {
 		run.wait()
+		if j == nil {
+			return err
+		}
 		if uerr := j.Release(s.undoer(holder)); uerr != nil {
 			log.G(ctx).WithError(uerr).WithField("journal", jpath).Error("undo failed setup")
 		}
 		return err
+	}
+	if j == nil {
+		return nil // nothing on the host: nothing to release
 	}
 	s.mu.Lock()
 	s.live[jpath] = &live{

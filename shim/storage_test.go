@@ -417,31 +417,37 @@ func TestStorageSetupVolumeHeldBySibling(t *testing.T) {
 	}
 }
 
+// A journal left by an earlier container of the same ID is undone first,
+// also for a class that puts nothing on the host and makes no journal.
 func TestStorageSetupLeftoverJournal(t *testing.T) {
-	e := newSetupEnv(t)
-	cfg := e.config(t, twoScratch)
-	jpath := state.Dir(e.state).Journal("ns", "c1")
-	stale := filepath.Join(e.tmp, "stale-mount")
+	for name, class := range map[string]string{"on the host": twoScratch, "nothing on the host": emptyScratch} {
+		t.Run(name, func(t *testing.T) {
+			e := newSetupEnv(t)
+			cfg := e.config(t, class)
+			jpath := state.Dir(e.state).Journal("ns", "c1")
+			stale := filepath.Join(e.tmp, "stale-mount")
 
-	// A shim killed during an earlier container of this ID left its journal.
-	j, err := journal.Create(jpath)
-	if err != nil {
-		t.Fatal(err)
+			// A shim killed during an earlier container of this ID left its journal.
+			j, err := journal.Create(jpath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Record(journal.Step{Kind: journal.Mount, Path: stale}); err != nil {
+				t.Fatal(err)
+			}
+			j.Close()
+			if err := e.setup(t, cfg, e.container("c1", nil)); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.host.Ops(); len(got) == 0 || got[0] != "unmount "+stale {
+				t.Errorf("host calls = %q, want the leftover undone first", got)
+			}
+			if err := e.storage.teardownBundle(e.bundle, "ns", "c1"); err != nil {
+				t.Fatal(err)
+			}
+			e.assertReleased(t, "c1")
+		})
 	}
-	if err := j.Record(journal.Step{Kind: journal.Mount, Path: stale}); err != nil {
-		t.Fatal(err)
-	}
-	j.Close()
-	if err := e.setup(t, cfg, e.container("c1", nil)); err != nil {
-		t.Fatal(err)
-	}
-	if got := e.host.Ops(); len(got) == 0 || got[0] != "unmount "+stale {
-		t.Errorf("host calls = %q, want the leftover undone first", got)
-	}
-	if err := e.storage.teardownBundle(e.bundle, "ns", "c1"); err != nil {
-		t.Fatal(err)
-	}
-	e.assertReleased(t, "c1")
 }
 
 func TestStorageSetupLiveJournal(t *testing.T) {
