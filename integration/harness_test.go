@@ -66,6 +66,11 @@ func (tc *tcase) runArgs(id, image string, annotations []string, cmd []string, d
 	if tc.configPath != "" {
 		args = append(args, "--runtime-config-path", tc.configPath)
 	}
+	// PERSIST_SYSTEMD_CGROUP=1: runc's systemd cgroup driver (SystemdCgroup =
+	// true), which the shim takes from a cgroup path of systemd's form.
+	if os.Getenv("PERSIST_SYSTEMD_CGROUP") == "1" {
+		args = append(args, "--cgroup", "system.slice:"+tc.namespace+":"+id)
+	}
 	for _, a := range annotations {
 		args = append(args, "--annotation", a)
 	}

@@ -75,12 +75,20 @@ func setUp() error {
 		return err
 	}
 	bin := filepath.Join(dir, "bin")
+	// PERSIST_TEST_BIN names a directory where the three binaries below are
+	// built already: make vm-test builds them on the host, not in the VM.
+	prebuilt := os.Getenv("PERSIST_TEST_BIN")
+	if prebuilt != "" {
+		bin = prebuilt
+	}
 	daemon.Daemon = &containerdtest.Daemon{Dir: dir, Repo: repo, Tools: tools, ShimDir: bin}
 	daemon.dir, daemon.address, daemon.ctr, daemon.bin, daemon.repo = dir, daemon.Address(), tools.Ctr(), bin, repo
 	// The release shim, and its test build that honours the failpoint
 	// annotation (runtime fpRuntimeName).
-	if err := containerdtest.Build(repo, bin, nil, "containerd-shim-persist-v1", "containerd-shim-persist-fp-v1", "persistctl"); err != nil {
-		return err
+	if prebuilt == "" {
+		if err := containerdtest.Build(repo, bin, nil, "containerd-shim-persist-v1", "containerd-shim-persist-fp-v1", "persistctl"); err != nil {
+			return err
+		}
 	}
 	var tars []string
 	for i, name := range []string{image1, image2} {

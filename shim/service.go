@@ -66,6 +66,9 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 			return nil, toTTRPC(err)
 		}
 	}
+	if r.Options, err = runcOptions(r.Options, spec.cgroupsPath()); err != nil {
+		return nil, toTTRPC(err)
+	}
 	if spec.Annotations[criContainerType] == "sandbox" {
 		return s.TTRPCTaskService.Create(ctx, r)
 	}

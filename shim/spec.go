@@ -27,7 +27,7 @@ const specFile = "config.json"
 // fresh process, every type of it for the first time, took 1.4-2 ms of the
 // container's create; this takes 0.35 ms, before Create (see preload).
 type bundleSpec struct {
-	*specs.Spec // the decoded fields only; Linux holds only Namespaces
+	*specs.Spec // the decoded fields only; Linux holds Namespaces and CgroupsPath
 	fields      map[string]json.RawMessage
 	read        specs.Spec // Root and Mounts as read, to tell a change
 }
@@ -55,7 +55,8 @@ func parseSpec(b []byte) (*bundleSpec, error) {
 		return nil, errors.New("the spec is null")
 	}
 	var linux struct {
-		Namespaces []specs.LinuxNamespace `json:"namespaces,omitempty"`
+		Namespaces  []specs.LinuxNamespace `json:"namespaces,omitempty"`
+		CgroupsPath string                 `json:"cgroupsPath,omitempty"`
 	}
 	for _, f := range []struct {
 		name string
@@ -73,7 +74,7 @@ func parseSpec(b []byte) (*bundleSpec, error) {
 		}
 	}
 	if _, ok := s.fields["linux"]; ok {
-		s.Linux = &specs.Linux{Namespaces: linux.Namespaces}
+		s.Linux = &specs.Linux{Namespaces: linux.Namespaces, CgroupsPath: linux.CgroupsPath}
 	}
 	for _, m := range s.Mounts {
 		m.Options = slices.Clone(m.Options)

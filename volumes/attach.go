@@ -40,6 +40,11 @@ type AttachOptions struct {
 	// asks it only to refuse a change (RefuseImageChange), and only when
 	// Lower is not the one recorded with the volume's image.
 	ImageOf func() (Image, error)
+	// Guard, when set, is called under the volume's lock once the volume
+	// exists and before it is mounted: a cluster backend's volume takes its
+	// cluster-wide lock and records its fencing token there (RecordFence).
+	// Its error stops the attach.
+	Guard func(dir string) error
 }
 
 // Attached is a volume attached to a container.
@@ -97,6 +102,11 @@ func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
 	}
 	if err != nil {
 		return fail(err)
+	}
+	if o.Guard != nil {
+		if err := o.Guard(a.Dir); err != nil {
+			return fail(err)
+		}
 	}
 	a.Root = filepath.Join(a.Dir, contentFS)
 	if meta.Type == Loopfile {
