@@ -55,7 +55,7 @@ type volumeSample struct {
 
 // collectVolumes reports every volume of every namespace and tenant.
 func (c *Collector) collectVolumes(s *scrape, errs *atomic.Int64) {
-	store := volumes.Open(c.o.StateDir, c.o.Mounter, volumes.NewLocks())
+	store := volumes.Open(state.Dir(c.o.StateDir).Volumes(), c.o.Mounter, volumes.NewLocks())
 	infos, err := store.List(c.o.Backends, "")
 	if err != nil {
 		s.fail(famCapacity, fmt.Errorf("list volumes: %w", err))
@@ -198,38 +198,36 @@ func (c *Collector) collectScratch(s *scrape, records []timings.Record, errs *at
 		}
 	}
 	d := state.Dir(c.o.StateDir)
-	root := filepath.Join(c.o.StateDir, "scratch")
-	for _, ns := range readDirs(root) {
-		for _, id := range readDirs(filepath.Join(root, ns)) {
-			if !journal.InUse(d.Journal(ns, id)) {
-				continue // a leftover: gc reports it
-			}
-			for _, name := range readDirs(d.Scratch(ns, id)) {
-				i, err := strconv.Atoi(name)
-				p := filepath.Join(d.Scratch(ns, id), name)
-				if err != nil || !mountedAt(p) {
-					continue
-				}
-				st, fsType, err := statfs(p)
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				path := "#" + name // a scratch made before the shim kept records
-				if sc := paths[[2]string{ns, id}]; i < len(sc) {
-					path = sc[i]
-				}
-				medium := "disk"
-				if fsType == unix.TMPFS_MAGIC {
-					medium = "memory"
-				}
-				labels := []string{ns, id, path, medium}
-				s.add(famScratchCap, prometheus.MustNewConstMetric(famScratchCap.desc, prometheus.GaugeValue, st.capacity(), labels...))
-				s.add(famScratchUsed, prometheus.MustNewConstMetric(famScratchUsed.desc, prometheus.GaugeValue, st.used(), labels...))
-				s.add(famScratchAv, prometheus.MustNewConstMetric(famScratchAv.desc, prometheus.GaugeValue, st.available(), labels...))
-			}
+	// An unreadable scratch root reads as no scratch, as a missing one does.
+	_ = d.EachScratch(func(ns, id, dir string) {
+		if !journal.InUse(d.Journal(ns, id)) {
+			return // a leftover: gc reports it
 		}
-	}
+		for _, name := range readDirs(dir) {
+			i, err := strconv.Atoi(name)
+			p := filepath.Join(dir, name)
+			if err != nil || !mountedAt(p) {
+				continue
+			}
+			st, fsType, err := statfs(p)
+			if err != nil {
+				errs.Add(1)
+				continue
+			}
+			path := "#" + name // a scratch made before the shim kept records
+			if sc := paths[[2]string{ns, id}]; i < len(sc) {
+				path = sc[i]
+			}
+			medium := "disk"
+			if fsType == unix.TMPFS_MAGIC {
+				medium = "memory"
+			}
+			labels := []string{ns, id, path, medium}
+			s.add(famScratchCap, prometheus.MustNewConstMetric(famScratchCap.desc, prometheus.GaugeValue, st.capacity(), labels...))
+			s.add(famScratchUsed, prometheus.MustNewConstMetric(famScratchUsed.desc, prometheus.GaugeValue, st.used(), labels...))
+			s.add(famScratchAv, prometheus.MustNewConstMetric(famScratchAv.desc, prometheus.GaugeValue, st.available(), labels...))
+		}
+	})
 }
 
 // collectLeftovers counts what persistctl gc --dry-run would list, by kind.

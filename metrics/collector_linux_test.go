@@ -20,6 +20,7 @@ import (
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/internal/testenv"
 	"github.com/containerd-persist/containerd-persist/metrics/timings"
+	"github.com/containerd-persist/containerd-persist/state"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
@@ -43,7 +44,7 @@ func newFixture(t testing.TB) *fixture {
 			t.Fatal(err)
 		}
 	}
-	f.store = volumes.Open(f.state, host.Linux{}, volumes.NewLocks())
+	f.store = volumes.Open(state.Dir(f.state).Volumes(), host.Linux{}, volumes.NewLocks())
 	return f
 }
 

@@ -83,7 +83,7 @@ func (s *storage) setup(ctx context.Context, req *setupRequest) error {
 		jpath:   jpath,
 		hook:    hook,
 		holder:  holder,
-		store:   volumes.Open(cfg.StateDir, s.mounter, s.locks),
+		store:   volumes.Open(state.Dir(cfg.StateDir).Volumes(), s.mounter, s.locks),
 		vars:    templateVars(c.spec.Annotations, c.namespace, c.id),
 		tenant:  tenantOf(c.spec.Annotations),
 	}

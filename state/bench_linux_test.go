@@ -35,7 +35,7 @@ func BenchmarkVolume(b *testing.B) {
 			}
 			holder := volumes.Holder{Namespace: "ns", Container: "c", PID: os.Getpid()}
 			locks := volumes.NewLocks()
-			store := volumes.Open(string(d), host.Linux{}, locks)
+			store := volumes.Open(d.Volumes(), host.Linux{}, locks)
 			u := Undoer{Mounter: host.Linux{}, Locks: locks, Holder: holder}
 			// The volume is made once, before any start: starts reattach it.
 			if err := store.Create(backend, id, volumes.Meta{Size: 64 << 20}); err != nil {

@@ -51,13 +51,11 @@ type GC struct {
 	Backends []volumes.Backend
 	Mounter  host.Mounter
 	locks    *volumes.Locks
-	store    *volumes.Store
 }
 
 // NewGC returns a GC of state dir d and the backends.
 func NewGC(d Dir, backends []volumes.Backend, m host.Mounter) *GC {
-	locks := volumes.NewLocks()
-	return &GC{Dir: d, Backends: backends, Mounter: m, locks: locks, store: volumes.Open(string(d), m, locks)}
+	return &GC{Dir: d, Backends: backends, Mounter: m, locks: volumes.NewLocks()}
 }
 
 // holder is how gc shows in a lock it takes.
@@ -72,7 +70,7 @@ func (g *GC) Find() ([]Leftover, error) {
 		l.What = fmt.Sprintf(format, args...)
 		out = append(out, l)
 	}
-	err := g.each("journal", func(ns, id, p string) {
+	err := g.Dir.each(journalDir, func(ns, id, p string) {
 		if !journal.InUse(p) {
 			add(Leftover{Kind: KindJournal, Path: p}, "setup journal of dead container %s/%s", ns, id)
 		}
@@ -80,7 +78,7 @@ func (g *GC) Find() ([]Leftover, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = g.each("scratch", func(ns, id, p string) {
+	err = g.Dir.EachScratch(func(ns, id, p string) {
 		if _, err := os.Lstat(g.Dir.Journal(ns, id)); errors.Is(err, fs.ErrNotExist) {
 			add(Leftover{Kind: KindScratch, Path: p}, "scratch of container %s/%s, which has no journal", ns, id)
 		}
@@ -88,7 +86,7 @@ func (g *GC) Find() ([]Leftover, error) {
 	if err != nil {
 		return nil, err
 	}
-	mounts := filepath.Join(string(g.Dir), "mounts")
+	mounts := g.Dir.Mounts()
 	err = volumes.Places(mounts, func(rel string) {
 		locks := g.volumeLocks(rel)
 		if !anyHeld(locks) {
@@ -122,7 +120,7 @@ func (g *GC) Find() ([]Leftover, error) {
 		}
 	}
 	// Locks lived in the state dir before they moved to the backends.
-	err = g.findLocks(filepath.Join(string(g.Dir), "locks"), add)
+	err = g.findLocks(g.Dir.path(oldLocksDir), add)
 	return out, err
 }
 
@@ -161,8 +159,8 @@ func anyHeld(locks []string) bool {
 }
 
 // each calls fn for every <state_dir>/<sub>/<namespace>/<name>.
-func (g *GC) each(sub string, fn func(ns, name, path string)) error {
-	root := filepath.Join(string(g.Dir), sub)
+func (d Dir) each(sub string, fn func(ns, name, path string)) error {
+	root := d.path(sub)
 	nss, err := readDir(root)
 	if err != nil {
 		return fmt.Errorf("gc %s: %w", root, err)

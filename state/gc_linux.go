@@ -48,7 +48,7 @@ func (g *GC) findLoops() ([]Leftover, error) {
 
 // imageOwner says whether an image is ours, and whether its owner lives.
 func (g *GC) imageOwner(path string) (live, ours bool) {
-	scratch := filepath.Join(string(g.Dir), "scratch") + "/"
+	scratch := g.Dir.path(scratchDir) + "/"
 	if rest, ok := strings.CutPrefix(path, scratch); ok {
 		parts := strings.Split(rest, "/")
 		if len(parts) < 3 {

@@ -50,7 +50,7 @@ func newGCWorld(t *testing.T) *gcWorld {
 	testenv.NeedRoot(t)
 	root := t.TempDir()
 	w := &gcWorld{t: t, dir: Dir(filepath.Join(root, "state")), backend: volumes.Backend{Name: "local", Type: volumes.Dir, Path: filepath.Join(root, "volumes")}}
-	store := volumes.Open(string(w.dir), host.Linux{}, volumes.NewLocks())
+	store := volumes.Open(w.dir.Volumes(), host.Linux{}, volumes.NewLocks())
 	add := func(kind, path string) { w.leftovers = append(w.leftovers, Leftover{Kind: kind, Path: path}) }
 
 	// A dead container: its journal, a scratch tmpfs and a volume lock.
@@ -227,7 +227,7 @@ func TestGCLeavesWhatBecameLive(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), ErrLive.Error()) {
 				t.Errorf("Remove(%s) = %v, want ErrLive: its image is in the live container's scratch", l.Path, err)
 			}
-		case l.Path == w.dir.Scratch("ns", "orphan") || l.Path == filepath.Join(string(w.dir), "mounts", "ns", "gone"):
+		case l.Path == w.dir.Scratch("ns", "orphan") || l.Path == filepath.Join(w.dir.Mounts(), "ns", "gone"):
 			if err == nil || !strings.Contains(err.Error(), ErrLive.Error()) {
 				t.Errorf("Remove(%s) = %v, want ErrLive", l.Path, err)
 			}
@@ -255,7 +255,7 @@ func TestGCLockErrorIsNoLiveHolder(t *testing.T) {
 	root := t.TempDir()
 	d := Dir(filepath.Join(root, "state"))
 	b := volumes.Backend{Name: "sized", Type: volumes.Loopfile, Path: filepath.Join(root, "images")}
-	mnt := filepath.Join(string(d), "mounts", "ns", "v")
+	mnt := filepath.Join(d.Mounts(), "ns", "v")
 	mountTmpfs(t, mnt)
 	// A directory where the volume's lock file should be: it cannot be
 	// opened as a lock, and no one holds it.

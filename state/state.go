@@ -14,21 +14,49 @@ import (
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
-// Dir is a state dir.
+// Dir is a state dir. Every path in it is derived here, from the names
+// below (see the package doc).
 type Dir string
 
-// Journal is the path of a container's setup journal.
-func (d Dir) Journal(namespace, id string) string {
-	return filepath.Join(string(d), "journal", namespace, id)
+// The directories of a state dir.
+const (
+	journalDir   = "journal"
+	scratchDir   = "scratch"
+	mountsDir    = "mounts"
+	templatesDir = "templates"
+	// oldLocksDir held volume locks before they moved to the backends;
+	// gc still removes stale ones from it.
+	oldLocksDir = "locks"
+)
+
+func (d Dir) path(elem ...string) string {
+	return filepath.Join(append([]string{string(d)}, elem...)...)
 }
+
+// Journal is the path of a container's setup journal.
+func (d Dir) Journal(namespace, id string) string { return d.path(journalDir, namespace, id) }
 
 // Scratch is the directory of a container's scratch areas.
-func (d Dir) Scratch(namespace, id string) string {
-	return filepath.Join(string(d), "scratch", namespace, id)
-}
+func (d Dir) Scratch(namespace, id string) string { return d.path(scratchDir, namespace, id) }
 
 // Templates is where pre-formatted images for disk scratch are kept.
-func (d Dir) Templates() string { return filepath.Join(string(d), "templates") }
+func (d Dir) Templates() string { return d.path(templatesDir) }
+
+// Mounts is where loopfile volumes are mounted while attached, each at its
+// place below its backend (volumes.Store.MountPath).
+func (d Dir) Mounts() string { return d.path(mountsDir) }
+
+// Volumes are the directories of the state dir that the volume store
+// uses: open the store with volumes.Open(d.Volumes(), ...).
+func (d Dir) Volumes() volumes.Roots {
+	return volumes.Roots{Mounts: d.Mounts(), State: string(d)}
+}
+
+// EachScratch calls fn with the scratch directory of every container that
+// has one, with its namespace and ID.
+func (d Dir) EachScratch(fn func(namespace, id, path string)) error {
+	return d.each(scratchDir, fn)
+}
 
 // Undoer undoes journal steps on the real host, for one container.
 type Undoer struct {

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/host/hosttest"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/volumes"
@@ -25,10 +27,40 @@ func TestDirPaths(t *testing.T) {
 		{d.Journal("k8s.io", "3f2a"), "/var/lib/containerd-persist/journal/k8s.io/3f2a"},
 		{d.Scratch("default", "c1"), "/var/lib/containerd-persist/scratch/default/c1"},
 		{Dir("/state/").Scratch("ns", "c"), "/state/scratch/ns/c"},
+		{d.Templates(), "/var/lib/containerd-persist/templates"},
+		{d.Mounts(), "/var/lib/containerd-persist/mounts"},
+		{d.Volumes().Mounts, "/var/lib/containerd-persist/mounts"},
+		{d.Volumes().State, "/var/lib/containerd-persist"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("got %s, want %s", tt.got, tt.want)
+		}
+	}
+}
+
+// Every path the shim and the volume store keep in the state dir is inside
+// one of config.StateSubdirs, which backends are kept out of.
+func TestStateSubdirsCoverStatePaths(t *testing.T) {
+	const root = "/state"
+	id, err := volumes.NewID("ns", "", "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Dir(root)
+	for _, p := range []string{
+		d.Journal("ns", "c"),
+		d.Scratch("ns", "c"),
+		d.Templates(),
+		volumes.Open(d.Volumes(), &hosttest.Mounter{}, volumes.NewLocks()).MountPath(id),
+		d.path(oldLocksDir, "ns", "v"),
+	} {
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first, _, _ := strings.Cut(rel, "/"); !slices.Contains(config.StateSubdirs, first) {
+			t.Errorf("%s is in state dir directory %q, which config.StateSubdirs lacks", p, first)
 		}
 	}
 }

@@ -37,7 +37,7 @@ func newArchiveWorld(t *testing.T) *archiveWorld {
 		t.Fatal(err)
 	}
 	return &archiveWorld{
-		store:   Open(filepath.Join(dir, "state"), host.Linux{}, NewLocks()),
+		store:   Open(stateRoots(filepath.Join(dir, "state")), host.Linux{}, NewLocks()),
 		backend: Backend{Name: "local", Type: Dir, Path: filepath.Join(dir, "volumes")},
 		holder:  Holder{Namespace: "ns", Container: "persistctl-test", Since: time.Now()},
 	}

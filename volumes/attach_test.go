@@ -72,7 +72,7 @@ func newAttachEnv(t *testing.T) *attachEnv {
 		}
 	}
 	e.m = &hosttest.Mounter{Journal: e.jpath}
-	e.store = Open(e.state, e.m, e.locks)
+	e.store = Open(stateRoots(e.state), e.m, e.locks)
 	e.newJournal(t)
 	return e
 }
@@ -297,7 +297,7 @@ func TestAttachShared(t *testing.T) {
 	}
 	defer j2.Close()
 	o.Holder = holderB
-	b, err := Open(e.state, e.m, NewLocks()).Attach(j2, o)
+	b, err := Open(stateRoots(e.state), e.m, NewLocks()).Attach(j2, o)
 	if err != nil {
 		t.Fatalf("second shared Attach = %v", err)
 	}
@@ -309,7 +309,7 @@ func TestAttachShared(t *testing.T) {
 		t.Errorf("shared volume records holder %q", m.LastHolder)
 	}
 	o.Shared = false
-	if _, err := Open(e.state, e.m, NewLocks()).Attach(j2, o); !errdefs.IsFailedPrecondition(err) {
+	if _, err := Open(stateRoots(e.state), e.m, NewLocks()).Attach(j2, o); !errdefs.IsFailedPrecondition(err) {
 		t.Errorf("exclusive Attach of a shared-held volume = %v, want FailedPrecondition", err)
 	}
 }
@@ -458,7 +458,7 @@ func TestAttachHeldBySibling(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j3.Close()
-	if _, err := Open(e.state, e.m, NewLocks()).Attach(j3, o); !errdefs.IsFailedPrecondition(err) {
+	if _, err := Open(stateRoots(e.state), e.m, NewLocks()).Attach(j3, o); !errdefs.IsFailedPrecondition(err) {
 		t.Errorf("another shim's Attach = %v, want FailedPrecondition: web-1 holds the volume", err)
 	}
 }
@@ -471,7 +471,7 @@ func TestLockLivesWithTheVolume(t *testing.T) {
 	if _, err := e.store.Attach(e.journal, e.options(e.dir, "data")); err != nil {
 		t.Fatal(err)
 	}
-	other := Open(filepath.Join(t.TempDir(), "other-state"), e.m, NewLocks())
+	other := Open(stateRoots(filepath.Join(t.TempDir(), "other-state")), e.m, NewLocks())
 	j, err := journal.Create(filepath.Join(t.TempDir(), "journal"))
 	if err != nil {
 		t.Fatal(err)

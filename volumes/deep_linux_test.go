@@ -209,7 +209,7 @@ func TestUsageRemoveReplaceDeep(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &archiveWorld{
-		store:   Open(filepath.Join(dir, "state"), host.Linux{}, NewLocks()),
+		store:   Open(stateRoots(filepath.Join(dir, "state")), host.Linux{}, NewLocks()),
 		backend: Backend{Name: "local", Type: Dir, Path: filepath.Join(dir, "volumes")},
 		holder:  Holder{Namespace: "ns", Container: "persistctl-test", Since: time.Now()},
 	}

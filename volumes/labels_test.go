@@ -55,7 +55,7 @@ func TestParseLabel(t *testing.T) {
 
 func TestSetLabels(t *testing.T) {
 	tmp := t.TempDir()
-	s := Open(filepath.Join(tmp, "state"), &hosttest.Mounter{}, NewLocks())
+	s := Open(stateRoots(filepath.Join(tmp, "state")), &hosttest.Mounter{}, NewLocks())
 	b := Backend{Name: "local", Type: Dir, Path: filepath.Join(tmp, "vols")}
 	if err := os.Mkdir(b.Path, 0o700); err != nil {
 		t.Fatal(err)

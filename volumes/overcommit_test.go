@@ -34,7 +34,7 @@ func TestCreateOvercommit(t *testing.T) {
 				t.Fatal(err)
 			}
 			f := &hosttest.Mounter{}
-			s := Open(filepath.Join(tmp, "state"), f, NewLocks())
+			s := Open(stateRoots(filepath.Join(tmp, "state")), f, NewLocks())
 			err := s.Create(b, vid("ns", "v"), Meta{Size: c.size})
 			if c.wantErr {
 				if !errdefs.IsResourceExhausted(err) || len(f.Calls) != 0 {
@@ -59,7 +59,7 @@ func TestCreateOvercommit(t *testing.T) {
 	if err := os.Mkdir(b.Path, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s := Open(filepath.Join(tmp, "state"), &hosttest.Mounter{}, NewLocks())
+	s := Open(stateRoots(filepath.Join(tmp, "state")), &hosttest.Mounter{}, NewLocks())
 	if err := s.Create(b, vid("ns", "d"), Meta{}); err != nil {
 		t.Fatal(err)
 	}

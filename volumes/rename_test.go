@@ -25,7 +25,7 @@ func newRenameEnv(t *testing.T) *renameEnv {
 	t.Helper()
 	tmp := t.TempDir()
 	e := &renameEnv{
-		s:    Open(filepath.Join(tmp, "state"), &hosttest.Mounter{}, NewLocks()),
+		s:    Open(stateRoots(filepath.Join(tmp, "state")), &hosttest.Mounter{}, NewLocks()),
 		dir:  Backend{Name: "local", Type: Dir, Path: filepath.Join(tmp, "vols")},
 		loop: Backend{Name: "sized", Type: Loopfile, Path: filepath.Join(tmp, "loop"), Overcommit: true},
 	}

@@ -81,14 +81,27 @@ const (
 
 // Store finds, creates and attaches volumes.
 type Store struct {
-	stateDir string
-	mounter  host.Mounter
-	locks    *Locks
+	roots   Roots
+	mounter host.Mounter
+	locks   *Locks
 }
 
-// Open returns the store whose locks and loop mounts live under stateDir.
-func Open(stateDir string, m host.Mounter, locks *Locks) *Store {
-	return &Store{stateDir: stateDir, mounter: m, locks: locks}
+// Roots are the directories outside the backends that a Store uses. They
+// are in the state dir, whose layout package state owns: it gives them as
+// state.Dir.Volumes.
+type Roots struct {
+	// Mounts is where loopfile volumes are mounted while attached, each at
+	// its place below its backend: <Mounts>/<namespace>/[@<tenant>/]<name>.
+	Mounts string
+	// State is the state dir. A backend whose directory is missing under
+	// it is the store's own, and is made (the default config's dir
+	// backend); one missing elsewhere is refused.
+	State string
+}
+
+// Open returns the store that keeps its loop mounts in r.Mounts.
+func Open(r Roots, m host.Mounter, locks *Locks) *Store {
+	return &Store{roots: r, mounter: m, locks: locks}
 }
 
 // Dir returns the directory of a volume in backend b.
@@ -104,9 +117,7 @@ func (b Backend) LockPath(id ID) string { return b.LockAt(id.rel()) }
 const locksDir = ".locks"
 
 // MountPath returns where a loopfile volume is mounted while attached.
-func (s *Store) MountPath(id ID) string {
-	return filepath.Join(s.stateDir, "mounts", id.rel())
-}
+func (s *Store) MountPath(id ID) string { return filepath.Join(s.roots.Mounts, id.rel()) }
 
 // ID returns the identity the metadata records.
 func (m Meta) ID() (ID, error) { return NewID(m.Namespace, m.Tenant, m.Name) }
@@ -272,7 +283,7 @@ func hiddenPath(dir, prefix string) string {
 // is not mounted, and writing there would fill the wrong filesystem.
 func (s *Store) checkBackend(b Backend) error {
 	_, err := os.Stat(b.Path)
-	if errors.Is(err, fs.ErrNotExist) && strings.HasPrefix(b.Path, s.stateDir+"/") {
+	if errors.Is(err, fs.ErrNotExist) && s.roots.State != "" && strings.HasPrefix(b.Path, s.roots.State+"/") {
 		if err := os.MkdirAll(b.Path, 0o700); err != nil {
 			return fmt.Errorf("backend %s: %w", b.Name, err)
 		}

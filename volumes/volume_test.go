@@ -39,7 +39,7 @@ func hiddenLeft(t *testing.T, dir string) []string {
 func TestCreateDir(t *testing.T) {
 	tmp := t.TempDir()
 	f := &hosttest.Mounter{}
-	s := Open(filepath.Join(tmp, "state"), f, NewLocks())
+	s := Open(stateRoots(filepath.Join(tmp, "state")), f, NewLocks())
 	b := Backend{Name: "local", Type: Dir, Path: filepath.Join(tmp, "vols")}
 	if err := os.Mkdir(b.Path, 0o755); err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func TestCreateLoopfile(t *testing.T) {
 
 	t.Run("ok", func(t *testing.T) {
 		f := &hosttest.Mounter{}
-		s := Open(filepath.Join(tmp, "state"), f, NewLocks())
+		s := Open(stateRoots(filepath.Join(tmp, "state")), f, NewLocks())
 		if err := s.Create(b, vid("ns", "ok"), Meta{Size: 1 << 20}); err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestCreateLoopfile(t *testing.T) {
 
 	t.Run("image fails", func(t *testing.T) {
 		f := &hosttest.Mounter{FailAt: 1}
-		s := Open(filepath.Join(tmp, "state"), f, NewLocks())
+		s := Open(stateRoots(filepath.Join(tmp, "state")), f, NewLocks())
 		err := s.Create(b, vid("ns", "bad"), Meta{Size: 1 << 20})
 		if !errors.Is(err, hosttest.ErrInjected) || !strings.Contains(err.Error(), "create volume bad") {
 			t.Fatalf("Create = %v, want the injected failure, wrapped", err)
@@ -143,7 +143,7 @@ func TestCreateLoopfile(t *testing.T) {
 
 	t.Run("larger than the free space", func(t *testing.T) {
 		f := &hosttest.Mounter{}
-		s := Open(filepath.Join(tmp, "state"), f, NewLocks())
+		s := Open(stateRoots(filepath.Join(tmp, "state")), f, NewLocks())
 		err := s.Create(b, vid("ns2", "huge"), Meta{Size: 1 << 60})
 		if !errdefs.IsResourceExhausted(err) {
 			t.Fatalf("Create = %v, want ResourceExhausted", err)
@@ -216,7 +216,7 @@ func TestCreateBackendDir(t *testing.T) {
 				if tt.prepare != nil {
 					tt.prepare(t, b.Path)
 				}
-				s := Open(state, &hosttest.Mounter{}, NewLocks())
+				s := Open(stateRoots(state), &hosttest.Mounter{}, NewLocks())
 				err := s.Create(b, vid("ns", "v"), Meta{Size: 1 << 20})
 				if tt.wantErr == nil {
 					if err != nil {
@@ -284,4 +284,10 @@ func vid(ns, name string) ID {
 		panic(err)
 	}
 	return id
+}
+
+// stateRoots are the roots a store gets in state dir dir, as state.Dir
+// gives them (state imports this package, so its tests cannot).
+func stateRoots(dir string) Roots {
+	return Roots{Mounts: filepath.Join(dir, "mounts"), State: dir}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/state"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
@@ -93,7 +94,7 @@ func volumeID(c *cli.Context, name string) (volumes.ID, error) {
 }
 
 func openStore(cfg *config.Config) *volumes.Store {
-	return volumes.Open(cfg.StateDir, host.Linux{}, volumes.NewLocks())
+	return volumes.Open(state.Dir(cfg.StateDir).Volumes(), host.Linux{}, volumes.NewLocks())
 }
 
 // holder is how persistctl shows in a volume's lock while it works on it:
