@@ -67,6 +67,9 @@ func volumesCommand() *cli.Command {
 			existsCommand(backendFlag),
 			exportCommand(backendFlag),
 			importCommand(),
+			snapshotCommand(backendFlag),
+			cloneCommand(backendFlag),
+			resetCommand(backendFlag),
 		},
 	}
 }
@@ -165,6 +168,9 @@ func printInspect(c *cli.Context, v inspectInfo) error {
 	}
 	for _, ch := range v.ImageChanges {
 		row(tw, "image change", fmt.Sprintf("%s: %s -> %s", when(ch.At), ch.From, ch.To))
+	}
+	for _, sn := range v.Snapshots {
+		row(tw, "snapshot", fmt.Sprintf("%s: %s, %s", sn.Name, when(sn.Created), sn.Method))
 	}
 	row(tw, "dir", v.Dir)
 	row(tw, "lock", v.Lock)
