@@ -17,7 +17,7 @@ need_root() {
 }
 
 debian_packages() {
-	local want=(busybox-static e2fsprogs etcd-client etcd-server libseccomp-dev pkg-config util-linux tar xz-utils)
+	local want=(btrfs-progs busybox-static e2fsprogs etcd-client etcd-server libseccomp-dev pkg-config util-linux tar xfsprogs xz-utils)
 	local missing=()
 	for p in "${want[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
