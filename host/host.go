@@ -39,7 +39,10 @@ type ImageOptions struct {
 
 // CheckImageSize refuses a size that mkfs.ext4 cannot format, or past
 // config.MaxSize, with the limit to use instead. A journaled image needs
-// room for its journal.
+// room for its journal. The limits are config's: it promises them to
+// operators and checks them when a config is read, and it imports nothing
+// of containerd, so it cannot take them from here; this is the check for
+// sizes that come from elsewhere (persistctl volumes create --size).
 func CheckImageSize(size uint64, journaled bool) error {
 	lo, what := config.MinDiskSize, "disk scratch"
 	if journaled {

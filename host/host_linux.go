@@ -15,9 +15,8 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 	runc "github.com/containerd/go-runc"
+	"github.com/docker/go-units"
 	"golang.org/x/sys/unix"
-
-	"github.com/containerd-persist/containerd-persist/config"
 )
 
 // Linux is the real Mounter.
@@ -153,12 +152,12 @@ func reserve(f *os.File, size uint64) error {
 		return nil
 	case errors.Is(err, unix.ENOSPC):
 		return fmt.Errorf("%w: reserve %s for image %s: %v: free space on its filesystem, or ask for a smaller size",
-			errdefs.ErrResourceExhausted, config.Size(size).Approx(), f.Name(), err)
+			errdefs.ErrResourceExhausted, units.BytesSize(float64(size)), f.Name(), err)
 	case errors.Is(err, unix.EOPNOTSUPP):
 		return fmt.Errorf("%w: reserve space for image %s: its filesystem cannot (fallocate: %v): put it on ext4, xfs or tmpfs, or set overcommit = true on a loopfile backend",
 			errdefs.ErrFailedPrecondition, f.Name(), err)
 	}
-	return fmt.Errorf("reserve %s for image %s: %w", config.Size(size).Approx(), f.Name(), err)
+	return fmt.Errorf("reserve %s for image %s: %w", units.BytesSize(float64(size)), f.Name(), err)
 }
 
 // templateVersion names the mkfs options of templates: change it with them,

@@ -4,9 +4,8 @@ import (
 	"fmt"
 
 	"github.com/containerd/errdefs"
+	"github.com/docker/go-units"
 	"golang.org/x/sys/unix"
-
-	"github.com/containerd-persist/containerd-persist/config"
 )
 
 const unixENOTEMPTY = unix.ENOTEMPTY
@@ -20,9 +19,8 @@ func checkFree(b Backend, size uint64) error {
 	}
 	free := st.Bavail * uint64(st.Bsize)
 	if size > free {
-		return errdefs.ErrResourceExhausted.WithMessage(fmt.Sprintf(
-			"backend %s: a volume of %s does not fit in the %s free on %s: free space or ask for a smaller size",
-			b.Name, config.Size(size).Approx(), config.Size(free).Approx(), b.Path))
+		return fmt.Errorf("%w: backend %s: a volume of %s does not fit in the %s free on %s: free space or ask for a smaller size",
+			errdefs.ErrResourceExhausted, b.Name, units.BytesSize(float64(size)), units.BytesSize(float64(free)), b.Path)
 	}
 	return nil
 }
