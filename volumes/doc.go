@@ -26,6 +26,21 @@
 //   - Host-side code opens volume content without following symlinks that a
 //     container may have planted there, and walks and removes trees of any
 //     depth through fstree, with a bounded number of descriptors.
+//   - A volume's snapshots live in its directory, <volume>/snapshots/<snap>
+//     (snapshot.json and a copy of disk.img or fs/), so no volume name meets
+//     them and they are renamed and removed with the volume. A snapshot,
+//     restore or clone is copied into a hidden .creating-<volume>-<random>
+//     beside the volume, which gc removes once the volume's lock is free,
+//     and renamed (or, for content, swapped) into place in one step: a kill
+//     at any point leaves the volume whole. Snapshot operations of one
+//     volume are serialized by an flock on its snapshots directory.
+//   - Copies follow the backend's space rule: a copy that a volume will
+//     write (restore, clone) is reserved unless the backend overcommits; a
+//     reflink (FICLONE), whose shared blocks need new space when written,
+//     is used only on overcommit backends. A held loopfile volume is copied
+//     with its filesystem frozen (FIFREEZE) for the copy; a held dir volume
+//     is never copied, since only its backend's whole filesystem could be
+//     frozen. Restore and reset refuse a held volume.
 //
 // Linux only: locks are flocks, images are loop-mounted ext4.
 package volumes
