@@ -276,8 +276,11 @@ func TestHeldVolumeRefused(t *testing.T) {
 			}
 			w.holdAs(t, b, id, "ctr-1")
 			for what, err := range map[string]error{
-				"restore": func() error { _, err := w.store.RestoreSnapshot(b, id, "s1", CopyOptions{Holder: w.holder}); return err }(),
-				"reset":   w.store.Reset(b, id, w.holder),
+				"restore": func() error {
+					_, err := w.store.RestoreSnapshot(b, id, "s1", CopyOptions{Holder: w.holder})
+					return err
+				}(),
+				"reset": w.store.Reset(b, id, w.holder),
 			} {
 				if !errors.Is(err, ErrHeld) || !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "ctr-1") {
 					t.Errorf("%s of a held volume = %v, want ErrHeld naming ctr-1", what, err)
