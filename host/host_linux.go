@@ -46,7 +46,7 @@ func WithTemplates(m Mounter, dir string) Mounter {
 // Mount implements Mounter.
 func (Linux) Mount(m mount.Mount, target string) error {
 	if err := m.Mount(target); err != nil {
-		return fmt.Errorf("mount %s %s at %s: %w", m.Type, m.Source, target, err)
+		return &MountError{Op: "mount", Type: m.Type, Source: m.Source, Target: target, Options: m.Options, Err: err}
 	}
 	return nil
 }
@@ -58,7 +58,7 @@ func (Linux) Unmount(target string) error {
 	if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	return fmt.Errorf("unmount %s: %w", target, err)
+	return &MountError{Op: "unmount", Target: target, Err: err}
 }
 
 // MakeImage implements Mounter. A throwaway image is a copy of a template

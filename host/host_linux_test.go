@@ -271,8 +271,32 @@ func TestMountUnmount(t *testing.T) {
 	}
 
 	err := h.Mount(mount.Mount{Type: "nosuchfs", Source: "none"}, target)
+	var me *MountError
+	if !errors.As(err, &me) || me.Op != "mount" || me.Type != "nosuchfs" || me.Source != "none" || me.Target != target {
+		t.Errorf("Mount of an unknown type = %#v, want a *MountError of the mount", err)
+	}
+	if !errors.Is(err, unix.ENODEV) {
+		t.Errorf("Mount of an unknown type = %v, want its cause ENODEV", err)
+	}
 	if err == nil || !strings.Contains(err.Error(), "nosuchfs") || !strings.Contains(err.Error(), target) {
 		t.Errorf("Mount of an unknown type = %v, want an error naming the type and target", err)
+	}
+
+	// A busy mount is not success: the caller sees EBUSY and the target.
+	if err := h.Mount(m, target); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(target, "open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.Unmount(target)
+	f.Close()
+	if !errors.Is(err, unix.EBUSY) || !errors.As(err, &me) || me.Op != "unmount" || me.Target != target {
+		t.Errorf("Unmount with a file open = %v, want a *MountError of the unmount with cause EBUSY", err)
+	}
+	if err := h.Unmount(target); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -42,7 +42,8 @@ type Mounter struct {
 	// journal that does not exist (yet, or any more) reads as no steps.
 	Journal string
 	// FailAt makes the FailAt-th call to Mount or MakeImage fail with
-	// ErrInjected, counted from 1; 0 fails none. Unmount never fails.
+	// ErrInjected, counted from 1; 0 fails none. A failed Mount's error is
+	// a *host.MountError, as host.Linux's is. Unmount never fails.
 	FailAt int
 	// Calls are the calls made, in order.
 	Calls []Call
@@ -68,10 +69,13 @@ func (m *Mounter) record(c Call) error {
 		return nil
 	}
 	m.n++
-	if m.n == m.FailAt {
-		return fmt.Errorf("%s %s: %w", c.Op, c.Target, ErrInjected)
+	if m.n != m.FailAt {
+		return nil
 	}
-	return nil
+	if c.Op == "mount" {
+		return &host.MountError{Op: c.Op, Type: c.Mount.Type, Source: c.Mount.Source, Target: c.Target, Options: c.Mount.Options, Err: ErrInjected}
+	}
+	return fmt.Errorf("%s %s: %w", c.Op, c.Target, ErrInjected)
 }
 
 // Mount implements host.Mounter.

@@ -49,8 +49,13 @@ func TestMounter(t *testing.T) {
 	if err := m.Unmount(filepath.Join(tmp, "not-mounted")); err != nil {
 		t.Errorf("Unmount of what is not mounted = %v", err)
 	}
-	if err := m.Mount(loop, filepath.Join(tmp, "other")); !errors.Is(err, ErrInjected) {
+	err = m.Mount(loop, filepath.Join(tmp, "other"))
+	if !errors.Is(err, ErrInjected) {
 		t.Errorf("third call = %v, want ErrInjected", err)
+	}
+	var me *host.MountError
+	if !errors.As(err, &me) || me.Target != filepath.Join(tmp, "other") || me.Source != img {
+		t.Errorf("third call = %#v, want a *host.MountError of it, as host.Linux gives", err)
 	}
 	if got, want := m.Mounted(), []string{mnt}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Mounted = %q, want %q: a failed mount is not mounted", got, want)
