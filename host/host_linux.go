@@ -124,11 +124,11 @@ func (l Linux) mkfs(path string, size uint64, o ImageOptions, zeroItable bool) (
 		"-E", "nodiscard,"+lazy+",lazy_journal_init=1", path)
 	if out, err := l.output(cmd); err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
-			return errors.New("mkfs.ext4 not found: install e2fsprogs")
+			return fmt.Errorf("%w: %w: install e2fsprogs", errdefs.ErrFailedPrecondition, err)
 		}
 		// One line: a create error is shown as one line by ctr and the kubelet.
 		msg := strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", "; ")), " ")
-		return fmt.Errorf("mkfs.ext4 %s: %v: %s", path, err, msg)
+		return fmt.Errorf("mkfs.ext4 %s: %w: %s", path, err, msg)
 	}
 	// Where the filesystem cannot zero a range in place (tmpfs has no
 	// FALLOC_FL_ZERO_RANGE), mkfs zeroes blocks by punching holes, which
@@ -142,19 +142,18 @@ func (l Linux) mkfs(path string, size uint64, o ImageOptions, zeroItable bool) (
 
 // reserve allocates every block of f up to size, so that writes inside the
 // image never find its host filesystem full. Blocks already written stay
-// as they are; new ones read as zeros. Its errors wrap only their errdefs
-// class: errgrpc sends each other wrapped error along as a detail, which
-// ctr prints on lines of its own.
+// as they are; new ones read as zeros. Its errors wrap their errdefs class
+// and the errno.
 func reserve(f *os.File, size uint64) error {
 	err := unix.Fallocate(int(f.Fd()), 0, 0, int64(size))
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, unix.ENOSPC):
-		return fmt.Errorf("%w: reserve %s for image %s: %v: free space on its filesystem, or ask for a smaller size",
+		return fmt.Errorf("%w: reserve %s for image %s: %w: free space on its filesystem, or ask for a smaller size",
 			errdefs.ErrResourceExhausted, units.BytesSize(float64(size)), f.Name(), err)
 	case errors.Is(err, unix.EOPNOTSUPP):
-		return fmt.Errorf("%w: reserve space for image %s: its filesystem cannot (fallocate: %v): put it on ext4, xfs or tmpfs, or set overcommit = true on a loopfile backend",
+		return fmt.Errorf("%w: reserve space for image %s: its filesystem cannot (fallocate: %w): put it on ext4, xfs or tmpfs, or set overcommit = true on a loopfile backend",
 			errdefs.ErrFailedPrecondition, f.Name(), err)
 	}
 	return fmt.Errorf("reserve %s for image %s: %w", units.BytesSize(float64(size)), f.Name(), err)

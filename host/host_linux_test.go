@@ -154,7 +154,7 @@ func TestMakeImageReservesOrFails(t *testing.T) {
 		name := fmt.Sprintf("templates=%q", l.Templates)
 		big := filepath.Join(dir, "big.img")
 		err := l.MakeImage(big, 64<<20, ImageOptions{})
-		if !errdefs.IsResourceExhausted(err) || !strings.Contains(err.Error(), "reserve 64MiB for image "+big+": no space left on device") ||
+		if !errdefs.IsResourceExhausted(err) || !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "reserve 64MiB for image "+big+": no space left on device") ||
 			strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: a 64MiB reserved image on 48MiB = %v, want one line saying so, ErrResourceExhausted", name, err)
 		}
@@ -187,8 +187,9 @@ func TestMakeImageReservesOrFails(t *testing.T) {
 	fill.Close()
 	full := filepath.Join(dir, "full.img")
 	err = (Linux{}).MakeImage(full, 16<<20, ImageOptions{Sparse: true})
-	if err == nil || !strings.Contains(err.Error(), "mkfs.ext4 "+full) || strings.Contains(err.Error(), "\n") {
-		t.Errorf("a sparse image on a full filesystem = %q, want one line from mkfs.ext4", err)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || !strings.Contains(err.Error(), "mkfs.ext4 "+full) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("a sparse image on a full filesystem = %q, want one line from mkfs.ext4, wrapping its exit", err)
 	}
 	if _, err := os.Lstat(full); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a failed image was left: %v", err)

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -127,7 +128,8 @@ func TestRead(t *testing.T) {
 			}
 			got, err := Read(path)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
+				var syntax *json.SyntaxError
+				if !errors.As(err, &syntax) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
 					t.Fatalf("Read = %v, %v; want an error naming %s and %q", got, err, path, tt.wantErr)
 				}
 				return

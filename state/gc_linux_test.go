@@ -224,11 +224,11 @@ func TestGCLeavesWhatBecameLive(t *testing.T) {
 		err := g.Remove(l)
 		switch {
 		case l.Kind == KindLoop:
-			if err == nil || !strings.Contains(err.Error(), ErrLive.Error()) {
+			if !errors.Is(err, ErrLive) {
 				t.Errorf("Remove(%s) = %v, want ErrLive: its image is in the live container's scratch", l.Path, err)
 			}
 		case l.Path == w.dir.Scratch("ns", "orphan") || l.Path == filepath.Join(w.dir.Mounts(), "ns", "gone"):
-			if err == nil || !strings.Contains(err.Error(), ErrLive.Error()) {
+			if !errors.Is(err, ErrLive) {
 				t.Errorf("Remove(%s) = %v, want ErrLive", l.Path, err)
 			}
 			if _, err := os.Lstat(l.Path); err != nil {

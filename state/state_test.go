@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+
 	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/host/hosttest"
 	"github.com/containerd-persist/containerd-persist/journal"
@@ -156,7 +159,7 @@ func TestPrepare(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = open.Prepare()
-	if err == nil || !strings.Contains(err.Error(), string(open)) || !strings.Contains(err.Error(), "chmod go-w") {
+	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), string(open)) || !strings.Contains(err.Error(), "chmod go-w") {
 		t.Errorf("Prepare of a world-writable state dir = %v, want refused with what to do", err)
 	}
 
@@ -164,7 +167,7 @@ func TestPrepare(t *testing.T) {
 	if err := os.WriteFile(string(file), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := file.Prepare(); err == nil {
-		t.Error("Prepare of a file succeeded")
+	if err := file.Prepare(); !errors.Is(err, unix.ENOTDIR) {
+		t.Errorf("Prepare of a file = %v, want ENOTDIR", err)
 	}
 }

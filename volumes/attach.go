@@ -222,7 +222,7 @@ func (a *Attached) Subdir(name string, owner host.Owner) (string, error) {
 		return "", err
 	}
 	if !fi.IsDir() {
-		return "", fmt.Errorf("%s in volume %s is not a directory", name, Quote(a.Meta.Name))
+		return "", fmt.Errorf("%w: %s in volume %s is not a directory", errdefs.ErrFailedPrecondition, name, Quote(a.Meta.Name))
 	}
 	return p, nil
 }

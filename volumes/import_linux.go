@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/fstree"
@@ -153,7 +154,7 @@ func (im *importer) make(dirfd int, name, rel string, hdr *tar.Header, r io.Read
 	case tar.TypeFifo:
 		return unix.Mknodat(dirfd, name, unix.S_IFIFO|mode, 0)
 	default:
-		return fmt.Errorf("entries of type %q cannot be imported into a volume", hdr.Typeflag)
+		return fmt.Errorf("%w: entries of type %q cannot be imported into a volume", errdefs.ErrInvalidArgument, hdr.Typeflag)
 	}
 }
 
@@ -167,7 +168,7 @@ func (im *importer) withParent(p *position, rel string, create bool, fn func(dir
 	}
 	err := p.moveTo(dir, create)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
-		return fmt.Errorf("a symlink is on the way in %s: refused, an archive must not write through links", fstree.Shorten(dir))
+		return fmt.Errorf("%w: a symlink is on the way in %s: refused, an archive must not write through links", errdefs.ErrInvalidArgument, fstree.Shorten(dir))
 	}
 	if err != nil {
 		return fmt.Errorf("open directory %s: %w", fstree.Shorten(dir), err)

@@ -3,6 +3,7 @@
 package volumes
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -272,8 +273,10 @@ func TestMeta(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "volume.json"), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadMeta(dir); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "volume.json")) {
-		t.Errorf("ReadMeta of a corrupt file = %v, want an error naming it", err)
+	_, err = ReadMeta(dir)
+	var syntax *json.SyntaxError
+	if !errors.As(err, &syntax) || !strings.Contains(err.Error(), filepath.Join(dir, "volume.json")) {
+		t.Errorf("ReadMeta of a corrupt file = %v, want its JSON syntax error, naming the file", err)
 	}
 }
 
