@@ -229,12 +229,10 @@ func mounted(t *testing.T, target string) bool {
 // loopBackedBy lists the loop devices whose backing file is path.
 func loopBackedBy(t *testing.T, path string) []string {
 	t.Helper()
-	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
 	var devs []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err == nil && strings.TrimSpace(string(b)) == path {
-			devs = append(devs, f)
+	for _, l := range Loops() {
+		if l.Backing == path && !l.Deleted {
+			devs = append(devs, l.Dev())
 		}
 	}
 	return devs
@@ -329,6 +327,8 @@ func TestMountLoop(t *testing.T) {
 	}
 	if devs := loopBackedBy(t, image); len(devs) != 1 {
 		t.Errorf("loop devices of %s = %v, want one", image, devs)
+	} else if l, ok := LoopOf(devs[0]); !ok || l.Backing != image || l.Dev() != devs[0] {
+		t.Errorf("LoopOf(%s) = %+v, %v; want the device over %s", devs[0], l, ok, image)
 	}
 	if err := os.WriteFile(filepath.Join(target, "f"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)

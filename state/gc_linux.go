@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
+	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
@@ -19,8 +19,8 @@ import (
 // image whose lock is free. Loop devices are autoclear and go with their
 // last unmount; these are from mounts that failed half-way.
 func (g *GC) findLoops() ([]Leftover, error) {
-	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	if len(files) == 0 {
+	loops := host.Loops()
+	if len(loops) == 0 {
 		return nil, nil
 	}
 	mounted, err := mountedSources()
@@ -28,19 +28,12 @@ func (g *GC) findLoops() ([]Leftover, error) {
 		return nil, err
 	}
 	var out []Leftover
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // detached meanwhile
-		}
-		backing := strings.TrimSuffix(string(bytes.TrimSpace(b)), " (deleted)")
-		name := strings.Split(f, "/")[3]
-		dev := "/dev/" + name
-		if mounted[dev] || hasHolders(name) {
+	for _, l := range loops {
+		if mounted[l.Dev()] || hasHolders(l.Name) {
 			continue
 		}
-		if live, ours := g.imageOwner(backing); ours && !live {
-			out = append(out, Leftover{Kind: KindLoop, Path: dev, What: fmt.Sprintf("loop device over %s, not mounted", backing)})
+		if live, ours := g.imageOwner(l.Backing); ours && !live {
+			out = append(out, Leftover{Kind: KindLoop, Path: l.Dev(), What: fmt.Sprintf("loop device over %s, not mounted", l.Backing)})
 		}
 	}
 	return out, nil
@@ -97,15 +90,15 @@ func hasHolders(name string) bool {
 // detachLoop detaches a loop device, unless it was mounted since or its
 // image's owner came to life.
 func (g *GC) detachLoop(dev string) error {
-	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(dev), "loop", "backing_file"))
-	if err != nil {
+	l, ok := host.LoopOf(dev)
+	if !ok {
 		return nil // detached already
 	}
 	mounted, err := mountedSources()
 	if err != nil {
 		return err
 	}
-	live, _ := g.imageOwner(strings.TrimSuffix(string(bytes.TrimSpace(b)), " (deleted)"))
+	live, _ := g.imageOwner(l.Backing)
 	if mounted[dev] || live {
 		return ErrLive
 	}

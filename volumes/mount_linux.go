@@ -6,12 +6,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/host"
 )
 
 // MountsUnder lists what is mounted at or under dir, deepest first, so
@@ -142,17 +143,11 @@ func checkImageFree(image string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Errorf("%w: %s is not a regular file: a volume's image must be one", errdefs.ErrFailedPrecondition, image)
 	}
-	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // detached meanwhile
-		}
+	for _, l := range host.Loops() {
 		var bst unix.Stat_t
-		backing := strings.TrimSpace(string(b))
-		if unix.Stat(backing, &bst) == nil && bst.Dev == st.Dev && bst.Ino == st.Ino {
-			return fmt.Errorf("%w: %s is still attached to /dev/%s, from an attach that was not released: run persistctl gc",
-				errdefs.ErrFailedPrecondition, image, strings.Split(f, "/")[3])
+		if !l.Deleted && unix.Stat(l.Backing, &bst) == nil && bst.Dev == st.Dev && bst.Ino == st.Ino {
+			return fmt.Errorf("%w: %s is still attached to %s, from an attach that was not released: run persistctl gc",
+				errdefs.ErrFailedPrecondition, image, l.Dev())
 		}
 	}
 	return nil

@@ -1,14 +1,13 @@
 package containerdtest
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/host"
 )
 
 // MountsUnder lists what is mounted at or under dir.
@@ -33,12 +32,10 @@ func UnmountAll(dir string) error {
 // LoopsUnder lists the loop devices whose backing file is under dir, as
 // "loopN on FILE".
 func LoopsUnder(dir string) []string {
-	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
 	var loops []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err == nil && strings.HasPrefix(string(bytes.TrimSpace(b)), dir+"/") {
-			loops = append(loops, strings.Split(f, "/")[3]+" on "+string(bytes.TrimSpace(b)))
+	for _, l := range host.Loops() {
+		if strings.HasPrefix(l.Backing, dir+"/") {
+			loops = append(loops, l.Name+" on "+l.Backing)
 		}
 	}
 	return loops
