@@ -159,6 +159,24 @@ func reserve(f *os.File, size uint64) error {
 	return fmt.Errorf("reserve %s for image %s: %w", units.BytesSize(float64(size)), f.Name(), err)
 }
 
+// Reserve allocates every block of the image at path up to size, as
+// MakeImage does unless o.Sparse: for an image made sparse so that its
+// space is reserved later, off its owner's critical path. Blocks it shares
+// with another file (a reflinked copy) are unshared first, where the
+// filesystem can: their first write would need new space too.
+func Reserve(path string, size uint64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_UNSHARE_RANGE, 0, int64(size)); err != nil &&
+		!errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("unshare the blocks of image %s: %w", path, err)
+	}
+	return reserve(f, size)
+}
+
 // templateVersion names the mkfs options of templates: change it with them,
 // so that older templates are not used.
 const templateVersion = 1

@@ -24,7 +24,14 @@ type Scratch struct {
 	Path string // in the container
 	Disk bool   // a loop-mounted ext4 image instead of tmpfs
 	Size uint64 // bytes
+	// ReserveLater makes a disk scratch's image sparse: the caller reserves
+	// its space (host.Reserve of Image) before the container can write,
+	// off the path that the mount is on.
+	ReserveLater bool
 }
+
+// Image is the path of a disk scratch's image, for the upper at dir.
+func (s Scratch) Image(dir string) string { return dir + ".img" }
 
 // Setup gives the scratch its own filesystem, laid over lower, and returns
 // the OCI mount that puts it at s.Path in the container.
@@ -109,11 +116,11 @@ func (s Scratch) MountUpper(h host.Mounter, j *journal.Journal, dir string, owne
 		Options: append(host.TmpfsOptions(s.Size), "mode=0700", "nodev", "nosuid"),
 	}
 	if s.Disk {
-		image := dir + ".img"
+		image := s.Image(dir)
 		if err := j.Record(journal.Step{Kind: journal.File, Path: image}); err != nil {
 			return err
 		}
-		if err := h.MakeImage(image, s.Size, host.ImageOptions{}); err != nil {
+		if err := h.MakeImage(image, s.Size, host.ImageOptions{Sparse: s.ReserveLater}); err != nil {
 			return fmt.Errorf("make scratch image for %s: %w", s.Path, err)
 		}
 		m = mount.Mount{Type: "ext4", Source: image, Options: []string{"loop", "nodev", "nosuid", "noatime"}}

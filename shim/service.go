@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/config"
 )
@@ -78,7 +79,8 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	}
 	c := req.container
 	start := time.Now()
-	if err := s.storage.setup(ctx, req); err != nil {
+	reserved, err := s.storage.setup(ctx, req)
+	if err != nil {
 		return nil, toTTRPC(fmt.Errorf("container %s, class %s: %w", c.id, req.class.Name, err))
 	}
 	defer recordSetup(req, start) // written in the background once Create returns
@@ -90,10 +92,22 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		}
 	}()
 	if err := writeSpec(c.bundle, spec); err != nil {
+		reserved()
 		return nil, toTTRPC(err)
 	}
 	r.Rootfs = mount.ToProto(c.rootfs)
-	return s.TTRPCTaskService.Create(ctx, r)
+	resp, err := s.TTRPCTaskService.Create(ctx, r)
+	if rerr := reserved(); err == nil && rerr != nil {
+		// Created, not started: its process has not run. It is killed
+		// (runc's delete of a live process waits 10 s for its I/O) and
+		// deleted before its storage is released.
+		s.TTRPCTaskService.Kill(ctx, &taskapi.KillRequest{ID: r.ID, Signal: uint32(unix.SIGKILL)})
+		if _, derr := s.TTRPCTaskService.Delete(ctx, &taskapi.DeleteRequest{ID: r.ID}); derr != nil {
+			log.G(ctx).WithError(derr).WithField("id", c.id).Error("delete a container whose scratch space could not be reserved")
+		}
+		return nil, toTTRPC(fmt.Errorf("container %s, class %s: %w", c.id, req.class.Name, rerr))
+	}
+	return resp, err
 }
 
 // Start starts a task. The start of a created container ends its hold on

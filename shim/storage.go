@@ -39,6 +39,7 @@ type container struct {
 type storage struct {
 	address  string // containerd's gRPC socket, asked about machine images
 	mounter  host.Mounter
+	reserve  func(image string, size uint64) error             // host.Reserve, of disk scratch images
 	locks    *volumes.Locks                                    // held by this process for its containers' lives
 	hooksFor func(annotations map[string]string) (Hook, error) // test builds only
 
@@ -48,31 +49,34 @@ type storage struct {
 
 // live is what the storage of a live container needs for its release.
 type live struct {
-	journal *journal.Journal // kept open and locked: the container lives
-	holder  volumes.Holder   // whose volume locks to release
-	hook    Hook             // test builds only
-	pending chan struct{}    // closed when background work on its volumes is done
+	journal   *journal.Journal // kept open and locked: the container lives
+	holder    volumes.Holder   // whose volume locks to release
+	hook      Hook             // test builds only
+	pending   chan struct{}    // closed when background work on its volumes is done
+	reserving []*reservation   // the space of its disk scratch, reserved in the background
 
 	mode        releaseMode // how much of the release may run beside runc's delete
 	volumeRoots []string    // the content of its volumes, synced on release
 }
 
 // setup gives a container the storage of its class, editing its spec and
-// rootfs. On error everything it did is undone.
-func (s *storage) setup(ctx context.Context, req *setupRequest) error {
+// rootfs. On error everything it did is undone. The space of its disk
+// scratch is still being reserved when it returns: reserved waits for that,
+// and must succeed before the container may run.
+func (s *storage) setup(ctx context.Context, req *setupRequest) (reserved func() error, _ error) {
 	c, cfg := req.container, req.cfg
 	if err := state.Dir(cfg.StateDir).Prepare(); err != nil {
-		return err
+		return nil, err
 	}
 	jpath := state.Dir(cfg.StateDir).Journal(c.namespace, c.id)
 	// A journal left by an earlier container of the same ID is cleaned first.
 	holder := volumes.Holder{Namespace: c.namespace, Container: c.id, Since: time.Now().UTC(), PID: os.Getpid()}
 	if err := s.undoer(holder).Release(jpath); err != nil {
-		return fmt.Errorf("clean up leftovers of an earlier container %s (run persistctl gc): %w", c.id, err)
+		return nil, fmt.Errorf("clean up leftovers of an earlier container %s (run persistctl gc): %w", c.id, err)
 	}
 	hook, err := s.hookOf(c.spec.Annotations)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	run := &setupRun{
 		address: s.address,
@@ -84,6 +88,7 @@ func (s *storage) setup(ctx context.Context, req *setupRequest) error {
 		hook:    hook,
 		holder:  holder,
 		store:   volumes.Open(state.Dir(cfg.StateDir).Volumes(), s.mounter, s.locks),
+		reserve: s.reserve,
 		vars:    templateVars(c.spec.Annotations, c.namespace, c.id),
 		tenant:  tenantOf(c.spec.Annotations),
 	}
@@ -95,24 +100,26 @@ func (s *storage) setup(ctx context.Context, req *setupRequest) error {
 	if err != nil {
 		run.wait()
 		if j == nil {
-			return err
+			return nil, err
 		}
 		if uerr := j.Release(s.undoer(holder)); uerr != nil {
 			log.G(ctx).WithError(uerr).WithField("journal", jpath).Error("undo failed setup")
 		}
-		return err
+		return nil, err
 	}
+	reserving := run.reserving
+	reserved = func() error { return reservedAll(reserving) }
 	if j == nil {
-		return nil // nothing on the host: nothing to release
+		return reserved, nil // nothing on the host: nothing to release
 	}
 	s.mu.Lock()
 	s.live[jpath] = &live{
-		journal: j, holder: holder, hook: hook, pending: run.pending,
+		journal: j, holder: holder, hook: hook, pending: run.pending, reserving: reserving,
 		mode:        releaseModeOf(c.spec, req.class.Mode == config.ModeMachine),
 		volumeRoots: run.volumeRoots,
 	}
 	s.mu.Unlock()
-	return nil
+	return reserved, nil
 }
 
 // hookOf is the test build's hook of a container; a hook that does nothing
@@ -154,6 +161,7 @@ func (s *storage) teardown(path, ns, id string) error {
 	if l.pending != nil {
 		<-l.pending // it writes to a volume that is released next
 	}
+	reservedAll(l.reserving) // of images about to be removed: its error does not matter now
 	return l.journal.Release(hookedUndoer{u, l.hook})
 }
 
@@ -182,5 +190,5 @@ func (s *storage) undoer(h volumes.Holder) state.Undoer {
 }
 
 func newStorage(address string, m host.Mounter) *storage {
-	return &storage{address: address, mounter: m, locks: volumes.NewLocks(), live: map[string]*live{}}
+	return &storage{address: address, mounter: m, reserve: host.Reserve, locks: volumes.NewLocks(), live: map[string]*live{}}
 }

@@ -98,7 +98,11 @@ func (e *setupEnv) setup(t *testing.T, cfg *config.Config, c *container) error {
 		t.Fatal(err)
 	}
 	e.host.Journal = state.Dir(cfg.StateDir).Journal(c.namespace, c.id)
-	return e.storage.setup(context.Background(), &setupRequest{container: c, cfg: cfg, class: class})
+	reserved, err := e.storage.setup(context.Background(), &setupRequest{container: c, cfg: cfg, class: class})
+	if err != nil {
+		return err
+	}
+	return reserved()
 }
 
 // assertReleased checks that nothing of container id is left in the state
