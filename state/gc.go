@@ -266,7 +266,7 @@ func (g *GC) releaseAll(locks []string, h volumes.Holder) error {
 // first, and then removes dir: whole when all, else only if empty. Nothing
 // is removed while anything is still mounted there (containerd #1868).
 func (g *GC) unmountAndRemove(dir string, all bool) error {
-	ms, err := volumes.MountsUnder(dir)
+	ms, err := host.MountsUnder(dir)
 	if err != nil {
 		return err
 	}
@@ -275,7 +275,7 @@ func (g *GC) unmountAndRemove(dir string, all bool) error {
 			return err
 		}
 	}
-	if ms, err := volumes.MountsUnder(dir); err != nil || len(ms) > 0 {
+	if ms, err := host.MountsUnder(dir); err != nil || len(ms) > 0 {
 		return errors.Join(err, fmt.Errorf("%s is still mounted", strings.Join(ms, ", ")))
 	}
 	if all {

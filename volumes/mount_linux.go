@@ -15,37 +15,11 @@ import (
 	"github.com/containerd-persist/containerd-persist/host"
 )
 
-// MountsUnder lists what is mounted at or under dir, deepest first, so
-// that they can be unmounted in that order. A link at dir has nothing under
-// it: one planted where a leftover was must not lead an unmount elsewhere.
-// Only dir's parent is resolved, since mountinfo has real paths.
-func MountsUnder(dir string) ([]string, error) {
-	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-		return nil, nil
-	}
-	if parent, err := filepath.EvalSymlinks(filepath.Dir(dir)); err == nil {
-		dir = filepath.Join(parent, filepath.Base(dir))
-	}
-	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return nil, fmt.Errorf("read mounts under %s: %w", dir, err)
-	}
-	paths := make([]string, len(ms))
-	for i, m := range ms {
-		paths[i] = m.Mountpoint
-	}
-	// Mountinfo lists parents before the mounts on top of them.
-	for i, j := 0, len(paths)-1; i < j; i, j = i+1, j-1 {
-		paths[i], paths[j] = paths[j], paths[i]
-	}
-	return paths, nil
-}
-
 // checkUnmounted refuses a volume with anything mounted in it: removing or
 // replacing it would reach into that filesystem (containerd #1868).
 func checkUnmounted(id ID, dirs ...string) error {
 	for _, dir := range dirs {
-		ms, err := MountsUnder(dir)
+		ms, err := host.MountsUnder(dir)
 		if err != nil {
 			return err
 		}

@@ -4,24 +4,14 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/host"
 )
 
-// MountsUnder lists what is mounted at or under dir.
-func MountsUnder(dir string) ([]string, error) {
-	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return nil, err
-	}
-	paths := make([]string, len(ms))
-	for i, m := range ms {
-		paths[i] = m.Mountpoint
-	}
-	return paths, nil
-}
+// MountsUnder lists what is mounted at or under dir, as host.MountsUnder
+// does.
+func MountsUnder(dir string) ([]string, error) { return host.MountsUnder(dir) }
 
 // UnmountAll unmounts whatever is mounted at or under dir, deepest first
 // and by path. A busy mount is detached, so that dir never stays mounted.
