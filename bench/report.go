@@ -36,6 +36,8 @@ func (r *results) print(w io.Writer, part string) {
 		r.printPersistctl(w)
 	case "steps":
 		r.printSteps(w)
+	case "snapshot":
+		r.printSnapshot(w)
 	}
 }
 

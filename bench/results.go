@@ -25,6 +25,7 @@ type results struct {
 	VolumesLs *lsResult        `json:"volumes_ls,omitempty"`
 	GC        *gcResult        `json:"gc,omitempty"`
 	Steps     []stepResult     `json:"steps,omitempty"`
+	Snapshot  []snapshotResult `json:"snapshot,omitempty"`
 	Budget    []budgetLine     `json:"budget"`
 }
 
