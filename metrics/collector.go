@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/metrics/timings"
+	"github.com/containerd-persist/containerd-persist/state"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
@@ -48,7 +49,7 @@ func New(o Options) *Collector {
 }
 
 func dirCachePath(stateDir string) string {
-	return filepath.Join(filepath.Dir(timings.Path(stateDir)), "dirusage.json")
+	return filepath.Join(state.Dir(stateDir).Metrics(), "dirusage.json")
 }
 
 // family is one metric family: its desc for the registry and the name,

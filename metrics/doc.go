@@ -42,5 +42,5 @@
 // while it is mounted there.
 //
 // Linux only: it reads statfs, mountinfo and ext4 superblocks, through
-// volumes and state. Package timings, which the shim links, builds anywhere.
+// volumes and state.
 package metrics

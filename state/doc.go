@@ -9,10 +9,10 @@
 //	<state_dir>/templates/                        a formatted image per disk scratch size, copied per container
 //	<state_dir>/metrics/                          the shim's setup and teardown times, and the cache of dir volume walks (package metrics)
 //
-// Dir derives each of these paths from the one root. The volume store takes
-// its directories from Dir.Volumes, and finds a volume's place below them
-// itself, as it does in a backend. Only metrics/ is named elsewhere, by
-// timings.Path: the shim's record of times is kept free of this package.
+// Dir derives each of these paths from the one root; the packages that keep
+// files in them take the directory from Dir and name only what is inside
+// it. The volume store takes its directories from Dir.Volumes, and finds a
+// volume's place below them as it does in a backend.
 //
 // Volume locks are not here: they live in each backend, beside the volumes
 // (volumes.Backend.LockPath), so that every state dir sharing a backend sees

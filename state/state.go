@@ -24,6 +24,7 @@ const (
 	scratchDir   = "scratch"
 	mountsDir    = "mounts"
 	templatesDir = "templates"
+	metricsDir   = "metrics"
 	// oldLocksDir held volume locks before they moved to the backends;
 	// gc still removes stale ones from it.
 	oldLocksDir = "locks"
@@ -41,6 +42,10 @@ func (d Dir) Scratch(namespace, id string) string { return d.path(scratchDir, na
 
 // Templates is where pre-formatted images for disk scratch are kept.
 func (d Dir) Templates() string { return d.path(templatesDir) }
+
+// Metrics is where package metrics keeps the shim's records of setup and
+// teardown times, and its cache of dir volume walks.
+func (d Dir) Metrics() string { return d.path(metricsDir) }
 
 // Mounts is where loopfile volumes are mounted while attached, each at its
 // place below its backend (volumes.Store.MountPath).

@@ -32,6 +32,7 @@ func TestDirPaths(t *testing.T) {
 		{Dir("/state/").Scratch("ns", "c"), "/state/scratch/ns/c"},
 		{d.Templates(), "/var/lib/containerd-persist/templates"},
 		{d.Mounts(), "/var/lib/containerd-persist/mounts"},
+		{d.Metrics(), "/var/lib/containerd-persist/metrics"},
 		{d.Volumes().Mounts, "/var/lib/containerd-persist/mounts"},
 		{d.Volumes().State, "/var/lib/containerd-persist"},
 	}

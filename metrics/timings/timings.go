@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package timings keeps the shim's record of how long containers' storage
 // setup and teardown took, for persistctl metrics to aggregate.
 //
@@ -11,6 +13,8 @@
 //
 // This package must stay free of the Prometheus client: the shim links it,
 // and every shim exec would pay for the client's init.
+//
+// Linux only, as package state, which names its directory, is.
 package timings
 
 import (
@@ -22,6 +26,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/containerd-persist/containerd-persist/state"
 )
 
 // Operations recorded.
@@ -49,7 +55,7 @@ type Record struct {
 
 // Path is the record file of a state dir.
 func Path(stateDir string) string {
-	return filepath.Join(stateDir, "metrics", "timings.jsonl")
+	return filepath.Join(state.Dir(stateDir).Metrics(), "timings.jsonl")
 }
 
 // Append adds r to the record file of stateDir.
