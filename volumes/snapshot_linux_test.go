@@ -453,3 +453,64 @@ func TestKilledCopyLeavesVolumeWhole(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot killed while the filesystem was frozen leaves it frozen and
+// says so in its marker: the next snapshot operation thaws it.
+func TestFrozenLeftoverThawed(t *testing.T) {
+	w := newSnapWorld(t)
+	b := w.loopfile
+	id := vid("ns", "frozen")
+	if err := w.store.Create(b, id, Meta{Size: 16 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	w.holdAs(t, b, id, "ctr-frozen")
+	target := w.store.MountPath(id)
+	if err := os.MkdirAll(target, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	image := filepath.Join(b.Dir(id), imageFile)
+	if err := (host.Linux{}).Mount(mount.Mount{Type: "ext4", Source: image, Options: []string{"loop"}}, target); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { (host.Linux{}).Unmount(target) })
+	// What a snapshot killed between FIFREEZE and FITHAW leaves.
+	if err := os.MkdirAll(filepath.Join(b.Dir(id), snapshotsDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSON(filepath.Join(b.Dir(id), snapshotsDir, frozenFile), frozenMount{Path: target, Image: image}); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(target, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = unix.IoctlSetInt(fd, ioctlFIFREEZE, 0)
+	unix.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // thaw even if the test fails, so that the unmount works
+		if fd, err := unix.Open(target, unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
+			unix.IoctlSetInt(fd, ioctlFITHAW, 0)
+			unix.Close(fd)
+		}
+	})
+	snaps, err := w.store.Snapshots(b, id) // reads only: thaws nothing
+	if err != nil || len(snaps) != 0 {
+		t.Fatalf("snapshots = %+v, %v", snaps, err)
+	}
+	if _, err := w.store.CreateSnapshot(b, id, "after", CopyOptions{Holder: w.holder}); err != nil {
+		t.Fatal(err)
+	}
+	if fd, err = unix.Open(target, unix.O_RDONLY|unix.O_DIRECTORY, 0); err != nil {
+		t.Fatal(err)
+	}
+	err = unix.IoctlSetInt(fd, ioctlFITHAW, 0)
+	unix.Close(fd)
+	if !errors.Is(err, unix.EINVAL) {
+		t.Errorf("FITHAW after the next snapshot = %v, want EINVAL (thawed)", err)
+	}
+	if _, err := os.Stat(filepath.Join(b.Dir(id), snapshotsDir, frozenFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("freeze marker left: %v", err)
+	}
+}
