@@ -84,7 +84,7 @@ func (s *Store) content(b Backend, id ID, m Meta, h Holder, live bool) (root str
 		if _, held := ReadHolder(lock); held {
 			target := s.MountPath(id)
 			if ok, err := mountinfo.Mounted(target); err != nil || !ok {
-				return "", nil, fmt.Errorf("volume is attached but not mounted at %s: its container is starting or stopping, try again", target)
+				return "", nil, fmt.Errorf("%w: volume is attached but not mounted at %s: its container is starting or stopping, try again", errdefs.ErrUnavailable, target)
 			}
 			return target, noop, nil
 		}
