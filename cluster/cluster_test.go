@@ -54,7 +54,7 @@ type fenceRecorder struct {
 
 func newFenceRecorder() *fenceRecorder { return &fenceRecorder{done: make(chan struct{})} }
 
-func (f *fenceRecorder) fence(why error, deadline time.Time) {
+func (f *fenceRecorder) fence(_ *Session, why error, deadline time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.why != nil {

@@ -19,7 +19,7 @@ var ErrFenced = errors.New("lost the cluster lease")
 // Fence is what a Session does when its lease may be lost: stop every
 // container that holds one of its locks and release their volumes, before
 // deadline (on the monotonic clock). why says what happened.
-type Fence func(why error, deadline time.Time)
+type Fence func(s *Session, why error, deadline time.Time)
 
 // Session is a lease that this process keeps alive, and the locks bound to
 // it. See the package doc for its margins.
@@ -143,7 +143,7 @@ func (s *Session) doFence(why error) {
 	deadline := s.deadline
 	s.mu.Unlock()
 	if s.fence != nil {
-		s.fence(why, deadline)
+		s.fence(s, why, deadline)
 	}
 }
 

@@ -36,6 +36,7 @@ type setupRun struct {
 	j       *journal.Journal // nil until openJournal
 	holder  volumes.Holder
 	store   *volumes.Store
+	owner   *storage
 	reserve func(image string, size uint64) error // host.Reserve
 	vars    map[string]string                     // name template values
 	tenant  string                                // of every volume the container gets
@@ -254,6 +255,7 @@ func (r *setupRun) attachOptions(backend, template string, size config.Size) (vo
 		Size:    uint64(size),
 		Class:   r.class.Name,
 		Holder:  r.holder,
+		Cluster: r.clusterGuard(b, id),
 	}, nil
 }
 

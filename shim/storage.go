@@ -45,6 +45,8 @@ type storage struct {
 
 	mu   sync.Mutex
 	live map[string]*live // by journal path
+
+	cluster clusterLocks // of containers with volumes on cluster backends
 }
 
 // live is what the storage of a live container needs for its release.
@@ -87,6 +89,7 @@ func (s *storage) setup(ctx context.Context, req *setupRequest) (reserved func()
 		jpath:   jpath,
 		hook:    hook,
 		holder:  holder,
+		owner:   s,
 		store:   volumes.Open(state.Dir(cfg.StateDir).Volumes(), s.mounter, s.locks),
 		reserve: s.reserve,
 		vars:    templateVars(c.spec.Annotations, c.namespace, c.id),
@@ -102,7 +105,7 @@ func (s *storage) setup(ctx context.Context, req *setupRequest) (reserved func()
 		if j == nil {
 			return nil, err
 		}
-		if uerr := j.Release(s.undoer(holder)); uerr != nil {
+		if uerr := s.cluster.unlockAfter(jpath, j.Release(s.undoer(holder))); uerr != nil {
 			log.G(ctx).WithError(uerr).WithField("journal", jpath).Error("undo failed setup")
 		}
 		return nil, err
@@ -162,7 +165,7 @@ func (s *storage) teardown(path, ns, id string) error {
 		<-l.pending // it writes to a volume that is released next
 	}
 	reservedAll(l.reserving) // of images about to be removed: its error does not matter now
-	return l.journal.Release(hookedUndoer{u, l.hook})
+	return s.cluster.unlockAfter(path, l.journal.Release(hookedUndoer{u, l.hook}))
 }
 
 // hookedUndoer calls a container's delete hook before each undo step.

@@ -40,11 +40,10 @@ type AttachOptions struct {
 	// asks it only to refuse a change (RefuseImageChange), and only when
 	// Lower is not the one recorded with the volume's image.
 	ImageOf func() (Image, error)
-	// Guard, when set, is called under the volume's lock once the volume
-	// exists and before it is mounted: a cluster backend's volume takes its
-	// cluster-wide lock and records its fencing token there (RecordFence).
-	// Its error stops the attach.
-	Guard func(dir string) error
+	// Cluster, set for a volume on a cluster backend, takes its
+	// cluster-wide lock before the host lock, and checks it right before
+	// the volume is mounted.
+	Cluster ClusterGuard
 }
 
 // Attached is a volume attached to a container.
@@ -70,6 +69,11 @@ func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
 	}
 	if err := s.checkBackend(o.Backend); err != nil {
 		return fail(err)
+	}
+	if o.Cluster != nil {
+		if err := o.Cluster.Lock(); err != nil {
+			return fail(err)
+		}
 	}
 	lock := o.Backend.LockPath(id)
 	if err := j.Record(journal.Step{Kind: journal.Lock, Path: lock}); err != nil {
@@ -103,8 +107,8 @@ func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if o.Guard != nil {
-		if err := o.Guard(a.Dir); err != nil {
+	if o.Cluster != nil {
+		if err := o.Cluster.BeforeMount(a.Dir); err != nil {
 			return fail(err)
 		}
 	}

@@ -24,6 +24,17 @@ const fenceFile = "fence.json"
 // mount the volume.
 var ErrStaleToken = errors.New("stale fencing token")
 
+// ClusterGuard is how Attach takes and checks the cluster-wide lock of a
+// volume on a cluster backend. Its errors stop the attach.
+type ClusterGuard interface {
+	// Lock takes the lock, before anything of the volume is touched.
+	Lock() error
+	// BeforeMount is called under the host lock once the volume exists,
+	// right before it is mounted: it records the lock's fencing token in
+	// dir (RecordFence) and makes sure the lock is still held.
+	BeforeMount(dir string) error
+}
+
 // Fence is a cluster lock's fencing token as a volume records it.
 type Fence struct {
 	Token     int64     `json:"token"` // the etcd revision of the lock
