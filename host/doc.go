@@ -10,5 +10,10 @@
 // punches holes) may leave it with holes.
 //
 // Unmount treats "not mounted" and "no such path" as success, so that cleanup
-// can be replayed any number of times.
+// can be replayed any number of times. A mount or unmount that fails is a
+// *MountError, which says what was asked and unwraps to the cause.
+//
+// MountsUnder and Loops read what the host has mounted and which loop
+// devices it has attached: gc, the volume store and the test harness ask
+// here rather than read mountinfo and sysfs themselves.
 package host
