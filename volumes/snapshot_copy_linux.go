@@ -8,9 +8,9 @@ import (
 	"os"
 
 	"github.com/containerd/errdefs"
+	"github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 
-	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/host"
 )
 
@@ -81,9 +81,9 @@ func copyImage(src, dst string, mode copyMode, progress func(done, total int64))
 		if err := unix.Fallocate(int(out.Fd()), 0, 0, size); err != nil {
 			if errors.Is(err, unix.ENOSPC) {
 				return "", fmt.Errorf("%w: reserve %s for %s: %v: free space on the backend, or remove snapshots",
-					errdefs.ErrResourceExhausted, config.Size(size).Approx(), dst, err)
+					errdefs.ErrResourceExhausted, units.BytesSize(float64(size)), dst, err)
 			}
-			return "", fmt.Errorf("reserve %s for %s: %w", config.Size(size).Approx(), dst, err)
+			return "", fmt.Errorf("reserve %s for %s: %w", units.BytesSize(float64(size)), dst, err)
 		}
 	}
 	extents, err := host.DataExtents(int(in.Fd()), size)

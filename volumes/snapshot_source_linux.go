@@ -8,11 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-persist/containerd-persist/host"
 )
 
 // The freeze ioctls of linux/fs.h, _IOWR('X', 119, int) and
@@ -188,15 +189,17 @@ func loopMountOf(fd int, image string) error {
 	if st.Ino != ext4RootIno {
 		return errors.New("not the root of a filesystem")
 	}
-	sys := "/sys/dev/block/" + strconv.Itoa(int(unix.Major(st.Dev))) + ":" + strconv.Itoa(int(unix.Minor(st.Dev))) + "/loop/backing_file"
-	b, err := os.ReadFile(sys)
+	dev, err := os.Readlink("/sys/dev/block/" + strconv.Itoa(int(unix.Major(st.Dev))) + ":" + strconv.Itoa(int(unix.Minor(st.Dev))))
 	if err != nil {
+		return errors.New("not on a block device")
+	}
+	loop, ok := host.LoopOf(filepath.Base(dev))
+	if !ok {
 		return errors.New("not on a loop device")
 	}
 	var bst unix.Stat_t
-	backing := strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
-	if err := unix.Stat(backing, &bst); err != nil || bst.Dev != ist.Dev || bst.Ino != ist.Ino {
-		return fmt.Errorf("the loop device serves %s", backing)
+	if loop.Deleted || unix.Stat(loop.Backing, &bst) != nil || bst.Dev != ist.Dev || bst.Ino != ist.Ino {
+		return fmt.Errorf("%s serves %s", loop.Dev(), loop.Backing)
 	}
 	return nil
 }
