@@ -514,3 +514,37 @@ func TestFrozenLeftoverThawed(t *testing.T) {
 		t.Errorf("freeze marker left: %v", err)
 	}
 }
+
+// A loopfile volume that a container holds but has not mounted (it is
+// starting or stopping) is not frozen: the path would name the state dir's
+// filesystem. The snapshot is Unavailable, to be asked again.
+func TestLiveSnapshotOfUnmountedVolume(t *testing.T) {
+	w := newSnapWorld(t)
+	b := w.loopfile
+	id := vid("ns", "starting")
+	if err := w.store.Create(b, id, Meta{Size: 16 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	w.holdAs(t, b, id, "ctr-starting")
+	// The mount path's filesystem is a tmpfs, which cannot be frozen: were
+	// the check gone, the snapshot would fail otherwise, and freeze no
+	// filesystem the machine needs.
+	parent := filepath.Dir(w.store.MountPath(id))
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", parent, "tmpfs", 0, "size=1m,mode=0700"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(parent, 0) })
+	if err := os.Mkdir(w.store.MountPath(id), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.store.CreateSnapshot(b, id, "s1", CopyOptions{Holder: w.holder})
+	if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), "try again") {
+		t.Errorf("live snapshot of an unmounted volume = %v, want Unavailable saying to try again", err)
+	}
+	if snaps, _ := w.store.Snapshots(b, id); len(snaps) != 0 {
+		t.Errorf("snapshots = %+v, want none", snaps)
+	}
+}

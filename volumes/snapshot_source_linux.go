@@ -113,7 +113,7 @@ func (src *source) copyTree(dst string, progress func(done, total int64)) error 
 func freeze(markerDir, target, image string) (thaw func() error, retErr error) {
 	fd, err := unix.Open(target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("volume is attached but %s cannot be opened: %w: its container is starting or stopping, try again", target, err)
+		return nil, fmt.Errorf("%w: volume is attached but %s cannot be opened (%w): its container is starting or stopping, try again", errdefs.ErrUnavailable, target, err)
 	}
 	defer func() {
 		if retErr != nil {
@@ -121,7 +121,7 @@ func freeze(markerDir, target, image string) (thaw func() error, retErr error) {
 		}
 	}()
 	if err := loopMountOf(fd, image); err != nil {
-		return nil, fmt.Errorf("volume is attached but %s is not its mount (%w): its container is starting or stopping, try again", target, err)
+		return nil, fmt.Errorf("%w: volume is attached but %s is not its mount (%w): its container is starting or stopping, try again", errdefs.ErrUnavailable, target, err)
 	}
 	marker := filepath.Join(markerDir, frozenFile)
 	if err := writeJSON(marker, frozenMount{Path: target, Image: image}); err != nil {
