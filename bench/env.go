@@ -40,6 +40,7 @@ type env struct {
 	toolDir  string // holds iotool, bind-mounted into I/O containers
 	client   *client.Client
 	image    client.Image
+	cpu      *cpuMeter // nil where CPU time cannot be measured
 }
 
 func newEnv(ctx context.Context, o options, repo string) (*env, error) {
@@ -104,6 +105,9 @@ func newEnv(ctx context.Context, o options, repo string) (*env, error) {
 	if err := e.daemon.Start(); err != nil {
 		return e, err
 	}
+	if e.cpu, err = newCPUMeter(e.daemon.PID(), filepath.Base(e.dir)); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: CPU time per container will not be measured:", err)
+	}
 	if err := e.daemon.Import(o.Namespace, tar); err != nil {
 		return e, err
 	}
@@ -155,6 +159,9 @@ func (e *env) close() error {
 	}
 	if e.daemon != nil {
 		errs = append(errs, e.daemon.Stop())
+	}
+	if e.cpu != nil {
+		errs = append(errs, e.cpu.close())
 	}
 	errs = append(errs, containerdtest.RemoveAll(e.dir))
 	// runc keeps per-namespace state beside the host's; only an empty

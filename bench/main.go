@@ -9,7 +9,9 @@
 //
 // It times what a user pays: both shims are copies made the same way, and
 // each case is paired with runc in every round, for as many rounds as it
-// takes to resolve a difference of -resolve (1%), up to -max-runs.
+// takes to resolve a difference of -resolve (1%), up to -max-runs. Where
+// wall time cannot resolve it (a busy machine), the CPU time per container
+// of containerd and the shims, which it can, decides (see cpuMeter).
 //
 // It needs root, containerd, ctr and runc from scripts/install-deps.sh, and
 // the shim and persistctl built into -bin (make bench does both).
@@ -58,7 +60,7 @@ type options struct {
 func defaults() options {
 	return options{
 		Runs:       20,
-		MaxRuns:    400,
+		MaxRuns:    60,
 		Resolve:    0.01,
 		Warmup:     1,
 		RSS:        5,

@@ -35,11 +35,11 @@ type startCase struct {
 
 var cases = []startCase{
 	{Name: "runc", Title: "runc shim (io.containerd.runc.v2)"},
-	{Name: "imm-mem", Title: "immutable, memory /tmp", Class: "mem", Budget: 1.03, IODir: "/tmp"},
-	{Name: "imm-disk", Title: "immutable, disk /tmp", Class: "disk", Budget: 1.03, IODir: "/tmp"},
-	{Name: "machine-dir", Title: "machine on dir", Class: "machine-dir", Volume: "machine-dir", Budget: 1.05, IODir: "/var/bench"},
-	{Name: "machine-loop", Title: "machine on loopfile", Class: "machine-loop", Volume: "machine-loop", Budget: 1.15, IODir: "/var/bench"},
-	{Name: "volume-loop", Title: "immutable + loopfile volume", Class: "volume-loop", Volume: "volume-loop", Budget: 1.15, IODir: "/data"},
+	{Name: "imm-mem", Title: "immutable, memory /tmp", Class: "mem", Budget: 1.01, IODir: "/tmp"},
+	{Name: "imm-disk", Title: "immutable, disk /tmp", Class: "disk", Budget: 1.01, IODir: "/tmp"},
+	{Name: "machine-dir", Title: "machine on dir", Class: "machine-dir", Volume: "machine-dir", Budget: 1.02, IODir: "/var/bench"},
+	{Name: "machine-loop", Title: "machine on loopfile", Class: "machine-loop", Volume: "machine-loop", Budget: 1.05, IODir: "/var/bench"},
+	{Name: "volume-loop", Title: "immutable + loopfile volume", Class: "volume-loop", Volume: "volume-loop", Budget: 1.05, IODir: "/data"},
 }
 
 // extraCases are only timed for start-to-exit. The first is the default
@@ -127,6 +127,7 @@ func (c startCase) runtime() string {
 func benchStart(ctx context.Context, e *env, r *results) error {
 	ctrMS := map[string][]float64{}
 	clientMS := map[string][]float64{}
+	cpuMS := map[string][][2]float64{}  // by case, a round's ctr and client runs
 	phaseMS := map[string][][]float64{} // by case, then phase
 	all := e.startCases()
 	more := func(round int) bool {
@@ -137,21 +138,37 @@ func benchStart(ctx context.Context, e *env, r *results) error {
 			fmt.Fprintf(e.log, "bench: start: %d rounds, widest interval %.2f%%\n", round, 100*widest(all, ctrMS, clientMS))
 		}
 		order := rotated(all, round)
+		cpu := map[string]*[2]float64{}
 		for _, c := range order {
-			d, err := e.ctrRun(ctx, c, fmt.Sprintf("%s-ctr-%d", c.Name, round+e.o.Warmup), c.Volume)
+			cpu[c.Name] = new([2]float64)
+			var d time.Duration
+			t, err := e.measureCPU(func() (err error) {
+				d, err = e.ctrRun(ctx, c, fmt.Sprintf("%s-ctr-%d", c.Name, round+e.o.Warmup), c.Volume)
+				return err
+			})
 			if err != nil {
 				return err
 			}
+			cpu[c.Name][0] = ms(t)
 			if round >= 0 {
 				ctrMS[c.Name] = append(ctrMS[c.Name], ms(d))
 			}
 		}
 		for _, c := range order {
-			d, phase, err := e.clientRun(ctx, c, fmt.Sprintf("%s-go-%d", c.Name, round+e.o.Warmup), c.Volume, "true")
+			var d time.Duration
+			var phase []time.Duration
+			t, err := e.measureCPU(func() (err error) {
+				d, phase, err = e.clientRun(ctx, c, fmt.Sprintf("%s-go-%d", c.Name, round+e.o.Warmup), c.Volume, "true")
+				return err
+			})
 			if err != nil {
 				return err
 			}
+			cpu[c.Name][1] = ms(t)
 			if round >= 0 {
+				if e.cpu != nil {
+					cpuMS[c.Name] = append(cpuMS[c.Name], *cpu[c.Name])
+				}
 				clientMS[c.Name] = append(clientMS[c.Name], ms(d))
 				if phaseMS[c.Name] == nil {
 					phaseMS[c.Name] = make([][]float64, len(phases))
@@ -166,11 +183,20 @@ func benchStart(ctx context.Context, e *env, r *results) error {
 	if err != nil {
 		return err
 	}
-	r.setStart(all, ctrMS, clientMS, phaseMS)
+	r.setStart(all, ctrMS, clientMS, phaseMS, cpuMS)
 	for i := range r.Start {
 		r.Start[i].ShimSetup, r.Start[i].ShimTeardown = newSeries(setup[r.Start[i].Name]), newSeries(teardown[r.Start[i].Name])
 	}
 	return nil
+}
+
+// measureCPU runs fn and returns the CPU time that containerd, the shims
+// and what they ran took meanwhile; 0 where it cannot be measured.
+func (e *env) measureCPU(fn func() error) (time.Duration, error) {
+	if e.cpu == nil {
+		return 0, fn()
+	}
+	return e.cpu.measure(fn)
 }
 
 // ctrRun runs `ctr run --rm` to the end and returns how long it took.
