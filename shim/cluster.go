@@ -36,6 +36,7 @@ type clusterHeld struct {
 	namespace, id, bundle string
 	session               *cluster.Session
 	locks                 []*cluster.Lock
+	watchdogs             []*watchdog
 }
 
 // clusterGuard is the cluster guard of a volume on backend b
@@ -44,7 +45,7 @@ func (r *setupRun) clusterGuard(b *config.Backend, id volumes.ID) volumes.Cluste
 	if !b.Cluster || r.cfg.Cluster == nil {
 		return nil
 	}
-	return &clusterAttach{s: r.owner, cfg: r.cfg.Cluster, jpath: r.jpath, c: r.c, backend: b.Name, id: id}
+	return &clusterAttach{s: r.owner, cfg: r.cfg.Cluster, jpath: r.jpath, c: r.c, backend: b.Name, id: id, mount: r.store.MountPath(id)}
 }
 
 // clusterAttach takes and checks the cluster lock of one volume attach.
@@ -55,10 +56,12 @@ type clusterAttach struct {
 	c       *container
 	backend string
 	id      volumes.ID
+	mount   string // where the volume is mounted on this host
 
-	lock    *cluster.Lock
-	session *cluster.Session
-	since   time.Time
+	lock     *cluster.Lock
+	session  *cluster.Session
+	since    time.Time
+	watchdog *watchdog
 }
 
 // Lock takes the volume's lock in etcd for the container.
@@ -91,6 +94,8 @@ func (a *clusterAttach) Lock() error {
 	// Held from here: the release of a failed setup unlocks it.
 	held.locks = append(held.locks, l)
 	a.lock, a.session = l, sess
+	a.watchdog = startWatchdog(a.c.bundle, a.mount) // while the volume is made ready
+	held.watchdogs = append(held.watchdogs, a.watchdog)
 	return nil
 }
 
@@ -98,6 +103,9 @@ func (a *clusterAttach) Lock() error {
 // sure that the lease still holds: what it may have lost meanwhile is not
 // mounted.
 func (a *clusterAttach) BeforeMount(dir string) error {
+	if err := a.watchdog.ready(); err != nil {
+		return err
+	}
 	if err := volumes.RecordFence(dir, volumes.Fence{Token: a.lock.Token, Node: a.cfg.Node, Container: a.c.id, At: a.since}); err != nil {
 		return err
 	}
@@ -156,6 +164,9 @@ func (cl *clusterLocks) unlockAfter(jpath string, released error) error {
 	if held == nil {
 		return nil
 	}
+	for _, w := range held.watchdogs {
+		w.release()
+	}
 	ctx := context.Background()
 	var err error
 	if last && sess == held.session {
@@ -198,6 +209,11 @@ func (cl *clusterLocks) fence(s *storage, sess *cluster.Session, why error, dead
 	for jpath, h := range victims {
 		relErr := s.teardown(jpath, h.namespace, h.id)
 		left := time.Until(deadline) // stopped and released, as far as this node goes
+		if relErr == nil {
+			for _, w := range h.watchdogs {
+				w.release()
+			}
+		}
 		keys := make([]string, 0, len(h.locks))
 		for _, l := range h.locks {
 			keys = append(keys, l.Key)

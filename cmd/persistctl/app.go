@@ -38,6 +38,7 @@ func newApp() *cli.App {
 			doctorCommand(),
 			completionCommand(),
 			metricsCommand(),
+			clusterCommand(),
 		},
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
