@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -42,6 +43,7 @@ type clusterCase struct {
 	etcd   *etcdtest.Server
 	a, b   *node
 	shared string // the cluster backend
+	ttl    time.Duration
 	ids    map[*node][]string
 }
 
@@ -49,13 +51,15 @@ type clusterCase struct {
 // /data/log, syncing after each, forever.
 var writer = []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i >> /data/log; sync; done"}
 
-func newClusterCase(t *testing.T) *clusterCase {
+func newClusterCase(t *testing.T) *clusterCase { return newClusterCaseTTL(t, clusterTTL) }
+
+func newClusterCaseTTL(t *testing.T, ttl time.Duration) *clusterCase {
 	t.Helper()
 	testenv.NeedRoot(t)
 	if _, err := etcdtest.Binary(); err != nil {
 		testenv.Skip(t, "needs an etcd server", err.Error())
 	}
-	cc := &clusterCase{t: t, dir: t.TempDir(), ids: map[*node][]string{}}
+	cc := &clusterCase{t: t, dir: t.TempDir(), ttl: ttl, ids: map[*node][]string{}}
 	cc.shared = filepath.Join(cc.dir, "shared")
 	if err := os.Mkdir(cc.shared, 0o700); err != nil {
 		t.Fatal(err)
@@ -104,7 +108,7 @@ mode = "immutable"
 path = "/data"
 backend = "shared"
 name = "{name}"
-`, n.stateDir, cc.etcd.Endpoint, name, clusterTTL, cc.shared)
+`, n.stateDir, cc.etcd.Endpoint, name, cc.ttl, cc.shared)
 	if err := os.WriteFile(n.config, []byte(cfg), 0o600); err != nil {
 		cc.t.Fatal(err)
 	}
@@ -299,6 +303,16 @@ func (cc *clusterCase) cleanup() {
 	unmountUnder(cc.dir)
 }
 
+// persistctl runs persistctl with node n's config.
+func (cc *clusterCase) persistctl(n *node, args ...string) string {
+	cc.t.Helper()
+	out, err := exec.Command(filepath.Join(daemon.bin, "persistctl"), append([]string{"--config", n.config}, args...)...).CombinedOutput()
+	if err != nil {
+		cc.t.Fatalf("persistctl %v on %s: %v: %s", args, n.name, err, out)
+	}
+	return string(out)
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -325,6 +339,11 @@ func TestClusterExclusive(t *testing.T) {
 		t.Errorf("the error is not one line:\n%s", out)
 	}
 	cc.b.ctr("containers", "rm", "b1")
+	// Both nodes' persistctl see who holds it.
+	out = cc.persistctl(cc.b, "cluster")
+	mustContain(t, out, "node-a", "a1", "persist-cluster")
+	out = cc.persistctl(cc.b, "-n", clusterNS, "volumes", "ls")
+	mustContain(t, out, "a1 on node node-a")
 	cc.remove(cc.a, "a1")
 	out, err = cc.run(cc.b, "b2", "db", "cat", "/data/x")
 	if err != nil {
@@ -420,6 +439,32 @@ func TestClusterFence(t *testing.T) {
 	if err := cc.etcd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	out = cc.retryRun(cc.b, "b2", "db", "cat", "/data/log")
+	if got := records(t, out); got < synced {
+		t.Fatalf("node-b found %d records, node-a had synced %d", got, synced)
+	}
+}
+
+// TestClusterGC: what a dead shim of node-a left in etcd is released by
+// node-a's persistctl gc, long before its lease would expire.
+func TestClusterGC(t *testing.T) {
+	cc := newClusterCaseTTL(t, time.Minute)
+	defer cc.exclusive("db")()
+	cc.start(cc.a, "a1", "db", writer...)
+	synced := cc.waitRecords(cc.a, "db", 5) - 1
+	cc.killNode(cc.a, "a1", "db")
+	out, err := cc.run(cc.b, "b1", "db", "cat", "/data/log")
+	if err == nil {
+		t.Fatalf("node-b attached while node-a's lease lived: %s", out)
+	}
+	cc.b.ctr("containers", "rm", "b1")
+	// node-b's gc leaves node-a's lock alone.
+	if out := cc.persistctl(cc.b, "gc"); strings.Contains(out, "cluster lock") {
+		t.Errorf("node-b's gc touched node-a's lock:\n%s", out)
+	}
+	out = cc.persistctl(cc.a, "gc")
+	mustContain(t, out, "cluster lock", "/containerd-persist/volumes/persist-cluster/db", "removed")
+	// Well within the minute of the lease: released by gc.
 	out = cc.retryRun(cc.b, "b2", "db", "cat", "/data/log")
 	if got := records(t, out); got < synced {
 		t.Fatalf("node-b found %d records, node-a had synced %d", got, synced)

@@ -15,12 +15,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/cluster"
 	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/state"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
@@ -231,4 +233,74 @@ func openInit(path string) (int, error) {
 		return -1, err
 	}
 	return unix.PidfdOpen(pid, 0)
+}
+
+// gcCluster releases the cluster locks that this node left behind: held in
+// its name by a shim that is gone, for a volume no longer mounted here. A
+// lock left behind would otherwise keep the volume from every node until
+// the lease expires, or for good if the lease is kept alive by another
+// container of the same shim.
+func gcCluster(c *cli.Context, cfg *config.Config, results []gcResult, errs []error) ([]gcResult, []error) {
+	if cfg.Cluster == nil {
+		return results, errs
+	}
+	cl, err := dialCluster(cfg)
+	if err != nil {
+		return results, append(errs, err)
+	}
+	defer cl.Close()
+	held, err := cl.Holders(c.Context)
+	if err != nil {
+		return results, append(errs, err)
+	}
+	store := volumes.Open(state.Dir(cfg.StateDir).Volumes(), host.Linux{}, nil)
+	for _, h := range held {
+		if h.Holder.Node != cfg.Cluster.Node || shimAlive(h.Holder.PID) {
+			continue
+		}
+		id, err := volumes.NewID(h.Holder.Namespace, h.Holder.Tenant, h.Holder.Volume)
+		if err != nil {
+			continue // not a lock this release writes
+		}
+		r := gcResult{Leftover: state.Leftover{Kind: "cluster lock", Path: h.Key,
+			What: fmt.Sprintf("volume %s, held for container %s by shim pid %d, which is gone", id, h.Holder.Container, h.Holder.PID)}}
+		if ok, err := mountinfo.Mounted(store.MountPath(id)); err == nil && ok {
+			r.Error = "still mounted here at " + store.MountPath(id) + ": run gc again once it is unmounted"
+		} else if !c.Bool("dry-run") {
+			if err := cl.Release(c.Context, h.Key, h.Token); err != nil {
+				r.Error = err.Error()
+				errs = append(errs, err)
+			} else {
+				r.Removed = true
+			}
+		}
+		results = append(results, r)
+	}
+	return results, errs
+}
+
+// shimAlive reports whether pid is a live shim of ours.
+func shimAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err == nil && strings.Contains(string(b), "containerd-shim-persist")
+}
+
+// clusterAttachedTo is what volumes ls shows in ATTACHED TO: for a volume of
+// a cluster backend, the container and the node that hold it, from etcd,
+// where a holder on another node is known. Without etcd, it says so once
+// and shows what this host knows.
+func clusterAttachedTo(c *cli.Context, cfg *config.Config) func(i volumes.Info, local string) string {
+	holders, err := clusterHolders(c.Context, cfg)
+	if err != nil {
+		fmt.Fprintf(errWriter(c), "cluster holders not shown: %v\n", err)
+	}
+	return func(i volumes.Info, local string) string {
+		if b, ok := cfg.Backend(i.Backend); !ok || !b.Cluster {
+			return local
+		}
+		if h, ok := holders[holderKey(i.Namespace, i.Tenant, i.Name)]; ok {
+			return h.Container + " on node " + h.Node
+		}
+		return local
+	}
 }

@@ -57,6 +57,7 @@ func gc(c *cli.Context) error {
 		}
 		results = append(results, r)
 	}
+	results, errs = gcCluster(c, cfg, results, errs) // after the mounts above are gone
 	if c.Bool("json") {
 		if err := printJSON(c, results); err != nil {
 			return err

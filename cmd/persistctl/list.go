@@ -75,8 +75,10 @@ func volumesList(c *cli.Context) error {
 	}
 	tw := newTable(c, "NAMESPACE", "TENANT", "NAME", "BACKEND", "TYPE", "SIZE", "USED", "ATTACHED TO", "SINCE", "LAST ATTACHED")
 	unmeasured := false
+	attachedTo := clusterAttachedTo(c, cfg)
 	for _, i := range infos {
 		v := newView(i)
+		v.AttachedTo = attachedTo(i, v.AttachedTo)
 		if i.Overcommit {
 			v.Type += " (overcommit)" // its space was not reserved
 		}
