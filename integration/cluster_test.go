@@ -49,7 +49,11 @@ type clusterCase struct {
 
 // writer is a container command that appends numbered records to
 // /data/log, syncing after each, forever.
-var writer = []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i >> /data/log; sync; done"}
+var writer = writerTo("log")
+
+func writerTo(file string) []string {
+	return []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i >> /data/" + file + "; sync; done"}
+}
 
 func newClusterCase(t *testing.T) *clusterCase { return newClusterCaseTTL(t, clusterTTL) }
 
@@ -174,8 +178,12 @@ func records(t *testing.T, log string) int {
 // records, and returns how many it shows. Every record but the last shown
 // was synced: writer syncs each before it writes the next.
 func (cc *clusterCase) waitRecords(n *node, vol string, want int) int {
+	return cc.waitRecordsIn(n, vol, "log", want)
+}
+
+func (cc *clusterCase) waitRecordsIn(n *node, vol, file string, want int) int {
 	cc.t.Helper()
-	path := filepath.Join(n.mountOf(vol), "data", "log")
+	path := filepath.Join(n.mountOf(vol), "data", file)
 	got := 0
 	cc.eventually(fmt.Sprintf("%d records in %s", want, path), func() bool {
 		b, _ := os.ReadFile(path)
@@ -386,24 +394,39 @@ func parentOf(t *testing.T, pid int) int {
 	return atoi(strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])[1])
 }
 
-// TestClusterFailover: node-a's containerd and shim die while its container
-// writes synced records; the container is stopped, node-b is refused until
-// node-a's lease expires, then attaches and finds every record.
+// TestClusterFailover: a node's containerd and shim die while its container
+// writes synced records; the container is stopped, the other node is
+// refused until the lease expires, then attaches and finds every record.
+// The nodes swap roles each round; make stress runs many.
 func TestClusterFailover(t *testing.T) {
 	cc := newClusterCase(t)
 	defer cc.exclusive("db")()
-	cc.start(cc.a, "a1", "db", writer...)
-	synced := cc.waitRecords(cc.a, "db", 20) - 1
-	cc.killNode(cc.a, "a1", "db")
-	out, err := cc.run(cc.b, "b1", "db", "cat", "/data/log")
-	if err == nil {
-		t.Fatalf("node-b attached while node-a's lease lived: %s", out)
-	}
-	mustContain(t, out, "node node-a (container a1")
-	cc.b.ctr("containers", "rm", "b1")
-	out = cc.retryRun(cc.b, "b2", "db", "cat", "/data/log")
-	if got := records(t, out); got < synced {
-		t.Fatalf("node-b found %d records, node-a had synced %d", got, synced)
+	for round := range rounds(1) {
+		x, y := cc.a, cc.b
+		if round%2 == 1 {
+			x, y = y, x
+		}
+		file := fmt.Sprintf("log-%d", round)
+		id := fmt.Sprintf("%s-%d", x.name, round)
+		cc.start(x, id, "db", writerTo(file)...)
+		synced := cc.waitRecordsIn(x, "db", file, 20) - 1
+		cc.killNode(x, id, "db")
+		probe := fmt.Sprintf("probe-%d", round)
+		out, err := cc.run(y, probe, "db", "cat", "/data/"+file)
+		if err == nil {
+			t.Fatalf("round %d: %s attached while %s's lease lived: %s", round, y.name, x.name, out)
+		}
+		mustContain(t, out, fmt.Sprintf("node %s (container %s", x.name, id))
+		y.ctr("containers", "rm", probe)
+		out = cc.retryRun(y, fmt.Sprintf("%s-%d", y.name, round), "db", "cat", "/data/"+file)
+		if got := records(t, out); got < synced {
+			t.Fatalf("round %d: %s found %d records, %s had synced %d", round, y.name, got, x.name, synced)
+		}
+		// The dead node comes back and cleans up after its dead shim.
+		if err := x.d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cc.remove(x, id)
 	}
 }
 
