@@ -47,7 +47,7 @@ fuzz:
 # The fault tests, many rounds: kill -9 while writing, concurrent creates.
 stress: deps
 	PERSIST_ROUNDS=$${PERSIST_ROUNDS:-50} $(GO) test -count=1 -timeout 60m -v \
-		-run 'TestShimKilledWhileWriting|TestConcurrentCreatesOneWinner|TestFailpoints' ./integration/
+		-run 'TestShimKilledWhileWriting|TestConcurrentCreatesOneWinner|TestFailpoints|TestClusterFailover' ./integration/
 
 # Start-to-exit, shim memory, I/O and scale against the runc shim on a private
 # containerd, checked against the performance budget; prints markdown tables.
