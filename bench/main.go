@@ -96,7 +96,7 @@ func main() {
 	flag.IntVar(&o.Volumes, "volumes", o.Volumes, "volumes for persistctl volumes ls")
 	flag.IntVar(&o.Leftovers, "leftovers", o.Leftovers, "containers whose shims are killed, for persistctl gc")
 	flag.IntVar(&o.StepRuns, "step-runs", o.StepRuns, "runs of each package benchmark of a setup step")
-	flag.StringVar(&o.Parts, "parts", o.Parts, "run only these parts: start,memory,io,scale,persistctl,steps,snapshot")
+	flag.StringVar(&o.Parts, "parts", o.Parts, "run only these parts: start,memory,io,scale,persistctl,steps,snapshot,cluster")
 	flag.StringVar(&o.Bin, "bin", o.Bin, "directory with the built shim and persistctl")
 	flag.StringVar(&o.Tools, "tools", o.Tools, "directory of scripts/install-deps.sh's tools")
 	flag.StringVar(&o.WorkParent, "workdir", o.WorkParent, "where to make the bench's temporary directory (a disk filesystem)")
@@ -168,6 +168,7 @@ func run(ctx context.Context, o options, out, log io.Writer) (res *results, retE
 		{"persistctl", benchPersistctl},
 		{"steps", benchSteps},
 		{"snapshot", benchSnapshot},
+		{"cluster", benchCluster},
 	}
 	for _, p := range parts {
 		if !o.wants(p.name) {

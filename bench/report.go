@@ -39,6 +39,8 @@ func (r *results) print(w io.Writer, part string) {
 		r.printSteps(w)
 	case "snapshot":
 		r.printSnapshot(w)
+	case "cluster":
+		r.printCluster(w)
 	}
 }
 

@@ -26,6 +26,7 @@ type results struct {
 	GC        *gcResult        `json:"gc,omitempty"`
 	Steps     []stepResult     `json:"steps,omitempty"`
 	Snapshot  []snapshotResult `json:"snapshot,omitempty"`
+	Cluster   *clusterResult   `json:"cluster,omitempty"`
 	Budget    []budgetLine     `json:"budget"`
 }
 

@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -57,10 +58,18 @@ func TestReboot(t *testing.T) {
 			t.Fatalf("start %s: %v: %s", id, err, out)
 		}
 	}
-	tc.eventually("the containers to write their marks", func() bool {
-		out, _ := ctr(tc.namespace, "task", "ls")
-		return strings.Count(out, "RUNNING") == 3
-	})
+	marks := []string{"root/mark", "root/mark", "var/lib/db/mark"}
+	for i, id := range ids {
+		tc.eventually("the containers to write their marks", func() bool {
+			out, _ := ctr(tc.namespace, "task", "ls")
+			if !strings.Contains(out, id) {
+				return false
+			}
+			// Kill only after the write: look through the container's root.
+			_, err := os.Stat(filepath.Join("/proc", strconv.Itoa(tc.initPID(id)), "root", marks[i]))
+			return err == nil
+		})
+	}
 	var pids []int
 	for _, id := range ids {
 		pids = append(pids, tc.shimPID(id), tc.initPID(id))

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd-persist/containerd-persist/cluster"
+	"github.com/containerd-persist/containerd-persist/internal/etcdtest"
+	"github.com/containerd-persist/containerd-persist/volumes"
+)
+
+// clusterResult is what the cluster lock adds to a container with a
+// loopfile volume, with etcd on loopback.
+type clusterResult struct {
+	// Local and Cluster are `ctr run --rm` of the same class on a loopfile
+	// backend, without and with cluster = true, paired by round.
+	Local   series `json:"local_ms"`
+	Cluster series `json:"cluster_ms"`
+	// Added is the median of the rounds' differences, and AddedCI its 95%
+	// interval.
+	Added   float64    `json:"added_ms"`
+	AddedCI [2]float64 `json:"added_ms_ci95"`
+	// Lock is the shim's own etcd work on the start path, in process:
+	// dial, grant a lease, lock, record the fencing token; Release is the
+	// lease's revoke when the container is deleted.
+	Lock    series `json:"lock_ms"`
+	Release series `json:"release_ms"`
+}
+
+// clusterConfig is the shim's config for the cluster bench: one class on a
+// host-local loopfile backend, one on a cluster backend.
+func clusterConfig(dir, endpoint string) string {
+	return fmt.Sprintf(`version = 1
+state_dir = %q
+default_class = "local"
+
+[cluster]
+etcd = [%q]
+node = "bench"
+lease_ttl = "15s"
+
+[backends.local]
+type = "loopfile"
+path = %q
+default_size = "16MiB"
+
+[backends.shared]
+type = "loopfile"
+path = %q
+default_size = "16MiB"
+cluster = true
+
+[classes.local]
+mode = "immutable"
+selectable = true
+[[classes.local.volumes]]
+path = "/data"
+backend = "local"
+name = "{name}"
+
+[classes.cluster]
+mode = "immutable"
+selectable = true
+[[classes.cluster.volumes]]
+path = "/data"
+backend = "shared"
+name = "{name}"
+`, filepath.Join(dir, "state"), endpoint, filepath.Join(dir, "local"), filepath.Join(dir, "shared"))
+}
+
+func benchCluster(ctx context.Context, e *env, r *results) error {
+	dir := filepath.Join(e.dir, "cluster")
+	for _, d := range []string{"local", "shared"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	// The shim runs persistctl beside it as the watchdog of each cluster
+	// volume.
+	if err := copyExecutable(filepath.Join(e.o.Bin, "persistctl"), filepath.Join(e.shims, "persistctl")); err != nil {
+		return err
+	}
+	srv, err := etcdtest.New(filepath.Join(dir, "etcd"))
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer srv.Stop()
+	cfg := filepath.Join(dir, "persist.toml")
+	if err := os.WriteFile(cfg, []byte(clusterConfig(dir, srv.Endpoint)), 0o600); err != nil {
+		return err
+	}
+	run := func(class string, i int) (float64, error) {
+		id := fmt.Sprintf("cluster-%s-%d", class, i)
+		cmd := e.ctr(ctx, "run", "--rm", "--runtime", persistRuntime, "--runtime-config-path", cfg,
+			"--annotation", "persist.containerd.io/class="+class, "--annotation", "persist.containerd.io/name=bench-"+class,
+			imageName, id, "true")
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		d := time.Since(start)
+		if err != nil {
+			return 0, fmt.Errorf("ctr run %s: %v: %s", id, err, out)
+		}
+		return float64(d.Microseconds()) / 1000, nil
+	}
+	var local, clustered, added []float64
+	for i := range e.o.Warmup + e.o.Runs {
+		// Each round runs both, in turns first: the machine's drift
+		// falls on both alike.
+		order := []string{"local", "cluster"}
+		if i%2 == 1 {
+			order = []string{"cluster", "local"}
+		}
+		ms := map[string]float64{}
+		for _, class := range order {
+			if ms[class], err = run(class, i); err != nil {
+				return err
+			}
+		}
+		if i < e.o.Warmup {
+			continue // the volumes are made in the first
+		}
+		local, clustered = append(local, ms["local"]), append(clustered, ms["cluster"])
+		added = append(added, ms["cluster"]-ms["local"])
+	}
+	res := &clusterResult{Local: newSeries(local), Cluster: newSeries(clustered)}
+	res.Added, res.AddedCI = medianCI(added)
+	if res.Lock, res.Release, err = lockCycles(ctx, srv.Endpoint, dir, e.o.Runs); err != nil {
+		return err
+	}
+	r.Cluster = res
+	return nil
+}
+
+// lockCycles times what a shim does with etcd for one container: on the
+// start path, dial, grant, lock and record the fencing token; at delete,
+// revoke the lease.
+func lockCycles(ctx context.Context, endpoint, dir string, n int) (lock, release series, err error) {
+	vol := filepath.Join(dir, "cycle")
+	if err := os.MkdirAll(vol, 0o700); err != nil {
+		return lock, release, err
+	}
+	var locks, releases []float64
+	for i := range n {
+		start := time.Now()
+		c, err := cluster.Dial(cluster.Options{Endpoints: []string{endpoint}, Node: "bench", TTL: 15 * time.Second})
+		if err != nil {
+			return lock, release, err
+		}
+		s, err := c.Grant(ctx, nil)
+		if err != nil {
+			c.Close()
+			return lock, release, err
+		}
+		l, err := s.Lock(ctx, c.Key("bench", "", "cycle"), cluster.Holder{Node: "bench", Container: fmt.Sprint(i)})
+		if err == nil {
+			err = volumes.RecordFence(vol, volumes.Fence{Token: l.Token, Node: "bench"})
+		}
+		locked := time.Now()
+		if err == nil {
+			err = s.Close(ctx)
+		}
+		done := time.Now()
+		c.Close()
+		if err != nil {
+			return lock, release, err
+		}
+		locks = append(locks, float64(locked.Sub(start).Microseconds())/1000)
+		releases = append(releases, float64(done.Sub(locked).Microseconds())/1000)
+	}
+	return newSeries(locks), newSeries(releases), nil
+}
+
+func (r *results) printCluster(w io.Writer) {
+	c := r.Cluster
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "\n## Cluster lock (etcd on loopback), median of %d rounds\n\n", len(c.Local.Samples))
+	fmt.Fprintln(w, "`ctr run --rm true` of a class with one 16 MiB loopfile volume, on a host-local backend and on a cluster backend, paired by round.")
+	fmt.Fprintln(w, "The lock's own work is timed in process: dial, lease grant, lock and fencing token on the start path; the lease's revoke at delete.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| local ms | cluster ms | added ms (95% CI) | goal | lock ms | revoke ms |")
+	fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintf(w, "| %.1f | %.1f | %.2f (%.2f to %.2f) | < 3 | %.2f | %.2f |\n",
+		c.Local.Median, c.Cluster.Median, c.Added, c.AddedCI[0], c.AddedCI[1], c.Lock.Median, c.Release.Median)
+}
