@@ -57,6 +57,13 @@
 // container's last dirty pages after the deadline. The fence logs whether
 // it finished before the deadline.
 //
+// The lease ends with the process that renews it, the shim; the container
+// does not. So that a shim that dies (with containerd, so that nobody runs
+// `shim delete`) leaves nobody writing the volume when its lease expires,
+// the shim runs a watchdog beside each cluster volume (persistctl cluster
+// watch) that kills the container and unmounts the volume when the shim's
+// end of a pipe closes without a release.
+//
 // Callers must not mount a cluster volume without a Lock from a Session
 // whose Alive returns nil, and must release the lock only after the volume
 // is unmounted here.
