@@ -30,10 +30,10 @@ const (
 )
 
 // StateSubdirs are the directories the shim keeps in the state dir: setup
-// journals, scratch areas, volume locks, loop mounts of volumes and image
-// templates. A backend inside one of them would mix volumes with the
+// journals, scratch areas, volume locks, loop mounts of volumes, image
+// templates and setup timings. A backend inside one of them would mix volumes with the
 // shim's own files; one directly under the state dir is fine.
-var StateSubdirs = []string{"journal", "scratch", "locks", "mounts", "templates"}
+var StateSubdirs = []string{"journal", "scratch", "locks", "mounts", "templates", "metrics"}
 
 // systemDirs are host directories that neither the state dir nor a backend
 // may be: the shim would fill them with its files, gc would walk them, and

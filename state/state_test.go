@@ -56,6 +56,7 @@ func TestStateSubdirsCoverStatePaths(t *testing.T) {
 		d.Journal("ns", "c"),
 		d.Scratch("ns", "c"),
 		d.Templates(),
+		d.Metrics(),
 		volumes.Open(d.Volumes(), &hosttest.Mounter{}, volumes.NewLocks()).MountPath(id),
 		d.path(oldLocksDir, "ns", "v"),
 	} {
