@@ -24,6 +24,10 @@ import (
 // zero value holds none and has dialed nothing: a shim whose containers
 // have no volume on a cluster backend never talks to etcd.
 type clusterLocks struct {
+	// locking serializes the taking of locks, which waits for etcd; mu,
+	// never held across a call to etcd, guards the fields, so that a fence
+	// never waits for a create that waits for etcd.
+	locking sync.Mutex
 	mu      sync.Mutex
 	client  *cluster.Client
 	opts    cluster.Options
@@ -68,9 +72,9 @@ type clusterAttach struct {
 func (a *clusterAttach) Lock() error {
 	cl := &a.s.cluster
 	ctx := context.Background() // each call to etcd is bounded by the cluster's connect timeout
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	sess, err := cl.sessionLocked(ctx, a.s, cluster.OptionsOf(a.cfg))
+	cl.locking.Lock()
+	defer cl.locking.Unlock()
+	sess, client, err := cl.liveSession(ctx, a.s, cluster.OptionsOf(a.cfg))
 	if err != nil {
 		return err
 	}
@@ -79,10 +83,12 @@ func (a *clusterAttach) Lock() error {
 		Node: a.cfg.Node, Namespace: a.id.Namespace(), Tenant: a.id.Tenant(), Volume: a.id.Name(), Backend: a.backend,
 		Container: a.c.id, PID: os.Getpid(), Since: a.since,
 	}
-	l, err := sess.Lock(ctx, cl.client.Key(a.id.Namespace(), a.id.Tenant(), a.id.Name()), h)
+	l, err := sess.Lock(ctx, client.Key(a.id.Namespace(), a.id.Tenant(), a.id.Name()), h)
 	if err != nil {
 		return err
 	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
 	if cl.held == nil {
 		cl.held = map[string]*clusterHeld{}
 	}
@@ -112,31 +118,42 @@ func (a *clusterAttach) BeforeMount(dir string) error {
 	return a.session.Alive()
 }
 
-// sessionLocked returns the live session, granting a new lease when there
-// is none, or the last was fenced.
-func (cl *clusterLocks) sessionLocked(ctx context.Context, s *storage, opts cluster.Options) (*cluster.Session, error) {
-	if cl.session != nil && cl.session.Alive() == nil {
-		return cl.session, nil
+// liveSession returns the live session and its client, granting a new
+// lease when there is none, or the last was fenced. Called under locking.
+func (cl *clusterLocks) liveSession(ctx context.Context, s *storage, opts cluster.Options) (*cluster.Session, *cluster.Client, error) {
+	cl.mu.Lock()
+	sess, client, same, held := cl.session, cl.client, sameCluster(cl.opts, opts), len(cl.held)
+	cl.mu.Unlock()
+	if sess != nil && sess.Alive() == nil && same {
+		return sess, client, nil
 	}
-	if cl.client != nil && !sameCluster(cl.opts, opts) && len(cl.held) > 0 {
-		return nil, fmt.Errorf("this shim's containers hold volumes of another [cluster] (%v): give containers of one shim one cluster config", cl.opts.Endpoints)
+	if client != nil && !same && held > 0 {
+		return nil, nil, fmt.Errorf("this shim's containers hold volumes of another [cluster] (%v): give containers of one shim one cluster config", cl.opts.Endpoints)
 	}
-	if cl.client == nil || !sameCluster(cl.opts, opts) {
-		if cl.client != nil {
-			cl.client.Close()
-		}
+	if client == nil || !same {
 		c, err := cluster.Dial(opts)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		if sess != nil {
+			sess.Close(ctx) // of the other cluster, holding nothing
+		}
+		if client != nil {
+			client.Close()
+		}
+		client = c
+		cl.mu.Lock()
 		cl.client, cl.opts = c, opts
+		cl.mu.Unlock()
 	}
-	sess, err := cl.client.Grant(ctx, func(sess *cluster.Session, why error, deadline time.Time) { cl.fence(s, sess, why, deadline) })
+	sess, err := client.Grant(ctx, func(sess *cluster.Session, why error, deadline time.Time) { cl.fence(s, sess, why, deadline) })
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	cl.mu.Lock()
 	cl.session = sess
-	return sess, nil
+	cl.mu.Unlock()
+	return sess, client, nil
 }
 
 func sameCluster(a, b cluster.Options) bool {
