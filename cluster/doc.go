@@ -46,6 +46,11 @@
 //   - etcd answering that the lease is gone (it expired, or was revoked by
 //     an operator) fences at once.
 //
+// A holder that is paused (SIGSTOP, a long stall, a suspended VM whose
+// monotonic clock stood still) may wake up believing its lease alive when
+// it is not. That is what the fencing token is for: a holder checks it, and
+// its lease, right before it mounts.
+//
 // Another node's lock is granted only after etcd deletes the key, which is
 // at the lease's expiry at the earliest; it mounts the volume after that,
 // and only if its token is at least the one recorded in the volume
