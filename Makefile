@@ -11,7 +11,7 @@ export CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS := 1
 FUZZTIME ?= 4s
 FUZZ     := FuzzParse:./config FuzzParseSize:./config FuzzExpand:./config FuzzAnnotations:./shim
 
-.PHONY: all build install deps demo test fuzz stress lint bench clean
+.PHONY: all build install deps demo test vm-test fuzz stress lint bench clean
 
 all: build
 
@@ -36,6 +36,11 @@ test: deps
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
 	$(MAKE) --no-print-directory fuzz
 	$(GO) test -count=1 -timeout 30m ./integration/
+
+# The tests that need root inside a Debian 12 VM (systemd as PID 1, cgroup
+# v2, Debian's kernel), once per runc cgroup driver; see scripts/vm/run.sh.
+vm-test: deps
+	GO=$(GO) scripts/vm/run.sh
 
 # Each fuzz target for FUZZTIME (go test fuzzes one target per run).
 fuzz:
