@@ -28,6 +28,9 @@ type Scratch struct {
 	// its space (host.Reserve of Image) before the container can write,
 	// off the path that the mount is on.
 	ReserveLater bool
+	// Mounted says that MountOwn has mounted the scratch's own filesystem
+	// at its dir already, ahead of Setup.
+	Mounted bool
 }
 
 // Image is the path of a disk scratch's image, for the upper at dir.
@@ -64,7 +67,7 @@ func (s Scratch) Setup(h host.Mounter, j *journal.Journal, dir string, lower *Lo
 		return specs.Mount{Destination: s.Path, Type: "bind", Source: src, Options: []string{"rbind", "rw", "nosuid", "nodev"}}
 	}
 	if lower.empty() {
-		if err := s.MountUpper(h, j, dir, lower.Owner); err != nil {
+		if err := s.mountUpper(h, j, dir, lower.Owner); err != nil {
 			return specs.Mount{}, err
 		}
 		return bind(upper), nil
@@ -80,7 +83,7 @@ func (s Scratch) Setup(h host.Mounter, j *journal.Journal, dir string, lower *Lo
 			errdefs.ErrInvalidArgument, len(lower.dirs), s.Path, n, os.Getpagesize()-1)
 	}
 	m.Options = append(m.Options, "nodev", "nosuid")
-	if err := s.MountUpper(h, j, dir, lower.Owner); err != nil {
+	if err := s.mountUpper(h, j, dir, lower.Owner); err != nil {
 		return specs.Mount{}, err
 	}
 	for _, d := range []string{work, merged} {
@@ -104,6 +107,24 @@ func (s Scratch) OnHost(lower *Lower) bool { return s.Disk || !lower.empty() }
 // MountUpper mounts the scratch's own filesystem at dir, which it creates,
 // and makes the directory "upper" in it with owner's mode and ownership.
 func (s Scratch) MountUpper(h host.Mounter, j *journal.Journal, dir string, owner host.Owner) error {
+	if err := s.MountOwn(h, j, dir); err != nil {
+		return err
+	}
+	return owner.Mkdir(filepath.Join(dir, "upper"))
+}
+
+// mountUpper is MountUpper, or only its upper directory when Mounted.
+func (s Scratch) mountUpper(h host.Mounter, j *journal.Journal, dir string, owner host.Owner) error {
+	if s.Mounted {
+		return owner.Mkdir(filepath.Join(dir, "upper"))
+	}
+	return s.MountUpper(h, j, dir, owner)
+}
+
+// MountOwn mounts the scratch's own filesystem at dir, which it creates. It
+// needs nothing of the image: a disk scratch's can be mounted before the
+// container's root is known.
+func (s Scratch) MountOwn(h host.Mounter, j *journal.Journal, dir string) error {
 	if err := j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
 		return err
 	}
@@ -131,7 +152,7 @@ func (s Scratch) MountUpper(h host.Mounter, j *journal.Journal, dir string, owne
 	if err := h.Mount(m, dir); err != nil {
 		return fmt.Errorf("mount scratch for %s: %w", s.Path, err)
 	}
-	return owner.Mkdir(filepath.Join(dir, "upper"))
+	return nil
 }
 
 // unixMode is mode as permission bits for a mode= option.

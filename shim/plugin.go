@@ -27,10 +27,20 @@ func Register(opts ...Option) {
 			// Only the daemon loads plugins: from here to its first
 			// Create, it is on the path of a container's start.
 			gcHold.hold()
-			cfgs := &configs{systemPath: config.SystemPath}
-			var pre *preloaded
+			s := &service{
+				configs: &configs{systemPath: config.SystemPath},
+				storage: newStorage(ic.Properties[plugins.PropertyGRPCAddress], host.Linux{Monitor: reaper.Default}),
+			}
+			for _, o := range opts {
+				o(s)
+			}
+			// The container's spec and config are read, and its storage
+			// setup begun, while runc's service starts and containerd
+			// connects (see preload and startEarly).
 			if bundle, err := os.Getwd(); err == nil {
-				pre = preload(bundle, cfgs)
+				s.pre = preload(bundle, s.configs, func(spec *bundleSpec, cfg *config.Config) {
+					s.storage.startEarly(ic.Context, bundle, spec, cfg)
+				})
 			}
 			pp, err := ic.GetByID(plugins.EventPlugin, "publisher")
 			if err != nil {
@@ -44,15 +54,7 @@ func Register(opts ...Option) {
 			if err != nil {
 				return nil, err
 			}
-			s := &service{
-				TTRPCTaskService: runc,
-				configs:          cfgs,
-				pre:              pre,
-				storage:          newStorage(ic.Properties[plugins.PropertyGRPCAddress], host.Linux{Monitor: reaper.Default}),
-			}
-			for _, o := range opts {
-				o(s)
-			}
+			s.TTRPCTaskService = runc
 			return s, nil
 		},
 	})

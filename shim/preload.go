@@ -8,6 +8,8 @@ import (
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/containerd-persist/containerd-persist/config"
 )
 
 // The daemon reads its container's spec and config while containerd
@@ -69,19 +71,22 @@ type preloaded struct {
 	once sync.Once // the spec is taken once: Create changes it
 }
 
-// preload reads the spec of bundle and, when start passed the task's
-// options, loads its config into cfgs, in the background.
-func preload(bundle string, cfgs *configs) *preloaded {
+// preload reads the spec of bundle and loads its config into cfgs, in the
+// background: the one the task's options name, which start passed, or
+// else the one Create loads without options. Then, when both could be
+// had, it calls then with them.
+func preload(bundle string, cfgs *configs, then func(*bundleSpec, *config.Config)) *preloaded {
 	p := &preloaded{bundle: bundle, done: make(chan struct{}), idle: make(chan struct{})}
-	opts, withConfig := preloadOptions()
+	opts, _ := preloadOptions()
 	go func() {
 		defer close(p.idle)
 		p.spec, p.err = readSpec(bundle)
 		close(p.done)
-		if withConfig {
-			// A config that fails to load is loaded, and its error
-			// reported, by Create: configs keep only those that load.
-			cfgs.load(opts)
+		// A config that fails to load is loaded, and its error reported,
+		// by Create: configs keep only those that load.
+		cfg, err := cfgs.load(opts)
+		if err == nil && p.err == nil && then != nil {
+			then(p.spec, cfg)
 		}
 	}()
 	return p

@@ -11,6 +11,8 @@ import (
 	"github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/typeurl/v2"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/containerd-persist/containerd-persist/config"
 )
 
 // bootstrapWith is what containerd hands `shim start` for a task with
@@ -73,7 +75,13 @@ func TestPreload(t *testing.T) {
 	passPreload(bootstrapWith(t, &runtimeoptions.Options{ConfigPath: path}))
 
 	cfgs := &configs{systemPath: filepath.Join(dir, "missing.toml")}
-	p := preload(bundle, cfgs)
+	then := make(chan *config.Config, 1)
+	p := preload(bundle, cfgs, func(spec *bundleSpec, cfg *config.Config) {
+		if spec.Annotations["note"] != "a<b>&c" {
+			t.Errorf("then got the spec %+v, want the bundle's", spec)
+		}
+		then <- cfg
+	})
 	if _, ok := p.take(t.TempDir()); ok {
 		t.Fatal("took the spec for another bundle")
 	}
@@ -87,7 +95,11 @@ func TestPreload(t *testing.T) {
 	<-p.idle
 	cfgs.mu.Lock()
 	defer cfgs.mu.Unlock()
-	if cfg := cfgs.loaded[[2]string{path, ""}]; cfg == nil || cfg.Source != path || len(cfgs.loaded) != 1 {
+	cfg := cfgs.loaded[[2]string{path, ""}]
+	if cfg == nil || cfg.Source != path || len(cfgs.loaded) != 1 {
 		t.Errorf("configs loaded %v, want the one the options name", cfgs.loaded)
+	}
+	if got := <-then; got != cfg {
+		t.Errorf("then got the config %+v, want the one loaded", got)
 	}
 }

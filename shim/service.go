@@ -53,6 +53,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	defer func() {
 		if retErr != nil {
 			s.releaseGC(r.ID, 0)
+			s.storage.dropEarly(ctx) // a create that failed before its setup
 		}
 		s.initHeld.Do(func() { gcHold.releaseAfter(0) })
 	}()

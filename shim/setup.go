@@ -44,6 +44,8 @@ type setupRun struct {
 	pending     chan struct{}  // closed when the image of the root volume is recorded
 	volumeRoots []string       // the content of the volumes attached
 	reserving   []*reservation // the space of disk scratch images
+	scratchDir  bool           // the directory of the scratch filesystems is made
+	mounted     map[int]bool   // the disk scratch areas whose filesystem is mounted (early)
 }
 
 // reservation is the space of a disk scratch image, being reserved in the
@@ -273,25 +275,8 @@ func (r *setupRun) scratch() error {
 			root = filepath.Join(r.c.bundle, root)
 		}
 	}
-	// The directory of the scratch filesystems, made when one needs the host.
 	dir := state.Dir(r.cfg.StateDir).Scratch(r.c.namespace, r.c.id)
-	made := false
-	mkdir := func() error {
-		j, err := r.openJournal()
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-			return err
-		}
-		if err := j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
-			return err
-		}
-		made = true
-		return os.Mkdir(dir, 0o700)
-	}
-	// Disk scratch images are copies of one formatted once per size.
-	mounter := host.WithTemplates(r.mounter, state.Dir(r.cfg.StateDir).Templates())
+	mounter := r.scratchMounter()
 	for i, sc := range r.class.Scratch {
 		if err := underForeignMount(r.c.spec, sc.Path); err != nil {
 			return err
@@ -305,9 +290,10 @@ func (r *setupRun) scratch() error {
 		if err != nil {
 			return fmt.Errorf("scratch %s: %w", sc.Path, err)
 		}
-		scratch := overlay.Scratch{Path: sc.Path, Disk: sc.Medium == config.MediumDisk, Size: uint64(sc.Size), ReserveLater: true}
-		if !made && scratch.OnHost(lower) {
-			if err := mkdir(); err != nil {
+		scratch := scratchOf(sc)
+		scratch.Mounted = r.mounted[i]
+		if scratch.OnHost(lower) {
+			if err := r.mkScratchDir(dir); err != nil {
 				lower.Close()
 				return err
 			}
@@ -324,6 +310,63 @@ func (r *setupRun) scratch() error {
 		addMount(r.c.spec, m)
 	}
 	return nil
+}
+
+// earlyScratch mounts the filesystems of the class's disk scratch areas
+// before the container's root is known: they need nothing of it. scratch
+// finishes them. Their space is reserved from there, after the class's
+// volumes have taken theirs, as without an early start: on a filesystem
+// too full for both, the volume's refusal says so.
+func (r *setupRun) earlyScratch() error {
+	dir := state.Dir(r.cfg.StateDir).Scratch(r.c.namespace, r.c.id)
+	for i, sc := range r.class.Scratch {
+		scratch := scratchOf(sc)
+		if !scratch.Disk {
+			continue
+		}
+		if err := r.mkScratchDir(dir); err != nil {
+			return err
+		}
+		sdir := filepath.Join(dir, strconv.Itoa(i))
+		if err := scratch.MountOwn(r.scratchMounter(), r.j, sdir); err != nil {
+			return fmt.Errorf("scratch %s: %w", sc.Path, err)
+		}
+		if r.mounted == nil {
+			r.mounted = map[int]bool{}
+		}
+		r.mounted[i] = true
+	}
+	return nil
+}
+
+func scratchOf(sc config.Scratch) overlay.Scratch {
+	return overlay.Scratch{Path: sc.Path, Disk: sc.Medium == config.MediumDisk, Size: uint64(sc.Size), ReserveLater: true}
+}
+
+// scratchMounter makes disk scratch images as copies of one formatted once
+// per size.
+func (r *setupRun) scratchMounter() host.Mounter {
+	return host.WithTemplates(r.mounter, state.Dir(r.cfg.StateDir).Templates())
+}
+
+// mkScratchDir makes the directory of the scratch filesystems, dir, when
+// the first of them needs the host.
+func (r *setupRun) mkScratchDir(dir string) error {
+	if r.scratchDir {
+		return nil
+	}
+	j, err := r.openJournal()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return err
+	}
+	if err := j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
+		return err
+	}
+	r.scratchDir = true
+	return os.Mkdir(dir, 0o700)
 }
 
 // underForeignMount refuses a scratch path below a mount of the spec that

@@ -43,8 +43,9 @@ type storage struct {
 	locks    *volumes.Locks                                    // held by this process for its containers' lives
 	hooksFor func(annotations map[string]string) (Hook, error) // test builds only
 
-	mu   sync.Mutex
-	live map[string]*live // by journal path
+	mu    sync.Mutex
+	live  map[string]*live // by journal path
+	early *early           // begun before its Create, not taken yet
 
 	cluster clusterLocks // of containers with volumes on cluster backends
 }
@@ -66,36 +67,16 @@ type live struct {
 // scratch is still being reserved when it returns: reserved waits for that,
 // and must succeed before the container may run.
 func (s *storage) setup(ctx context.Context, req *setupRequest) (reserved func() error, _ error) {
-	c, cfg := req.container, req.cfg
-	if err := state.Dir(cfg.StateDir).Prepare(); err != nil {
-		return nil, err
+	c := req.container
+	run := s.takeEarly(ctx, req)
+	if run == nil {
+		var err error
+		if run, err = s.begin(c, req.cfg, req.class); err != nil {
+			return nil, err
+		}
 	}
-	jpath := state.Dir(cfg.StateDir).Journal(c.namespace, c.id)
-	// A journal left by an earlier container of the same ID is cleaned first.
-	holder := volumes.Holder{Namespace: c.namespace, Container: c.id, Since: time.Now().UTC(), PID: os.Getpid()}
-	if err := s.undoer(holder).Release(jpath); err != nil {
-		return nil, fmt.Errorf("clean up leftovers of an earlier container %s (run persistctl gc): %w", c.id, err)
-	}
-	hook, err := s.hookOf(c.spec.Annotations)
-	if err != nil {
-		return nil, err
-	}
-	run := &setupRun{
-		address: s.address,
-		mounter: s.mounter,
-		cfg:     cfg,
-		class:   req.class,
-		c:       c,
-		jpath:   jpath,
-		hook:    hook,
-		holder:  holder,
-		owner:   s,
-		store:   volumes.Open(state.Dir(cfg.StateDir).Volumes(), s.mounter, s.locks),
-		reserve: s.reserve,
-		vars:    templateVars(c.spec.Annotations, c.namespace, c.id),
-		tenant:  tenantOf(c.spec.Annotations),
-	}
-	err = run.do(ctx)
+	jpath, holder, hook := run.jpath, run.holder, run.hook
+	err := run.do(ctx)
 	if err == nil {
 		err = hook("create", run.recorded())
 	}
@@ -123,6 +104,38 @@ func (s *storage) setup(ctx context.Context, req *setupRequest) (reserved func()
 	}
 	s.mu.Unlock()
 	return reserved, nil
+}
+
+// begin starts a container's storage setup: the state dir is checked, and
+// what an earlier container of the same ID left is cleaned.
+func (s *storage) begin(c *container, cfg *config.Config, class *config.Class) (*setupRun, error) {
+	if err := state.Dir(cfg.StateDir).Prepare(); err != nil {
+		return nil, err
+	}
+	jpath := state.Dir(cfg.StateDir).Journal(c.namespace, c.id)
+	holder := volumes.Holder{Namespace: c.namespace, Container: c.id, Since: time.Now().UTC(), PID: os.Getpid()}
+	if err := s.undoer(holder).Release(jpath); err != nil {
+		return nil, fmt.Errorf("clean up leftovers of an earlier container %s (run persistctl gc): %w", c.id, err)
+	}
+	hook, err := s.hookOf(c.spec.Annotations)
+	if err != nil {
+		return nil, err
+	}
+	return &setupRun{
+		address: s.address,
+		mounter: s.mounter,
+		cfg:     cfg,
+		class:   class,
+		c:       c,
+		jpath:   jpath,
+		hook:    hook,
+		holder:  holder,
+		owner:   s,
+		store:   volumes.Open(state.Dir(cfg.StateDir).Volumes(), s.mounter, s.locks),
+		reserve: s.reserve,
+		vars:    templateVars(c.spec.Annotations, c.namespace, c.id),
+		tenant:  tenantOf(c.spec.Annotations),
+	}, nil
 }
 
 // hookOf is the test build's hook of a container; a hook that does nothing
