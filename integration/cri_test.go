@@ -360,6 +360,11 @@ func (d *criDaemon) mustRun(t *testing.T, args ...string) string {
 func (d *criDaemon) runPod(t *testing.T, handler string, pod, ctr map[string]any) (podID, ctrID string) {
 	t.Helper()
 	pod["linux"] = map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"network": 2}}} // NODE
+	// PERSIST_SYSTEMD_CGROUP=1: as under a kubelet on the systemd cgroup
+	// driver, the pod's cgroup parent is a slice.
+	if os.Getenv("PERSIST_SYSTEMD_CGROUP") == "1" {
+		pod["linux"].(map[string]any)["cgroup_parent"] = "persisttest.slice"
+	}
 	ctr["image"] = map[string]string{"image": image1}
 	ctr["command"] = []string{"sleep", "2147483647"}
 	podFile, ctrFile := d.writeJSON(t, "pod.json", pod), d.writeJSON(t, "container.json", ctr)

@@ -10,7 +10,7 @@ share=/mnt/vm
 out=$share/out
 log=$out/test.log
 # shellcheck source=/dev/null
-. "$share/env" # CI, VM_DRIVERS, VM_UNIT_PKGS, VM_RUN, VM_TIMEOUT, NERDCTL
+. "$share/env" # CI, VM_DRIVERS, VM_UNIT_PKGS, VM_RUN, VM_TIMEOUT, NERDCTL, ETCD
 module=github.com/containerd-persist/containerd-persist
 tools=/var/cache/containerd-persist/tools
 
@@ -72,6 +72,7 @@ run_pkg() {
 
 export CI
 [ -z "${NERDCTL:-}" ] || export NERDCTL
+[ -z "${ETCD:-}" ] || export ETCD
 first=1
 for driver in $VM_DRIVERS; do
 	case $driver in

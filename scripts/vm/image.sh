@@ -19,7 +19,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # What the guest needs: systemd as init, udev for the virtio devices, the
 # kernel and its initramfs, and the programs the tests run (mkfs.ext4,
-# e2fsck, losetup, prlimit, busybox for the test image).
+# e2fsck, losetup, prlimit, busybox for the test image). /etc/hosts, which
+# minbase lacks, is what CRI copies into each pod.
 PACKAGES=systemd-sysv,udev,dbus,kmod,linux-image-amd64,initramfs-tools,e2fsprogs,util-linux,mount,procps,iproute2,busybox-static,ca-certificates
 
 key=$(cat "${BASH_SOURCE[0]}" "$here/persist-vm-test.service" "$SOURCES" | sha256sum | cut -c1-16)
@@ -45,6 +46,7 @@ echo "vm image: mmdebstrap $SUITE into $root (a few minutes, once)" >&2
 mmdebstrap --quiet --variant=minbase --mode=root --include="$PACKAGES" \
 	--customize-hook='echo persist-vm >"$1/etc/hostname"' \
 	--customize-hook='printf "/dev/vda / ext4 rw,errors=remount-ro 0 1\n" >"$1/etc/fstab"' \
+	--customize-hook='printf "127.0.0.1\tlocalhost\n127.0.1.1\tpersist-vm\n::1\tlocalhost ip6-localhost ip6-loopback\n" >"$1/etc/hosts"' \
 	--customize-hook="copy-in $here/persist-vm-test.service /etc/systemd/system" \
 	--customize-hook='chroot "$1" systemctl enable persist-vm-test.service' \
 	--customize-hook='chroot "$1" systemctl mask getty@tty1.service serial-getty@ttyS0.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer' \
