@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"path"
 	"time"
@@ -13,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/containerd-persist/containerd-persist/cluster/hold"
 	"github.com/containerd-persist/containerd-persist/config"
 )
 
@@ -20,7 +20,7 @@ import (
 const Prefix = "/containerd-persist/"
 
 // ErrUnreachable is returned when etcd does not answer in time.
-var ErrUnreachable = errors.New("etcd cannot be reached")
+var ErrUnreachable = hold.ErrUnreachable
 
 // Options say which etcd to use and who this node is.
 type Options struct {

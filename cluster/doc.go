@@ -2,6 +2,13 @@
 // lock of a volume, the lease it is bound to, and the self-fence of a holder
 // that can no longer renew that lease.
 //
+// The holder is not the shim. Each cluster volume that a shim attaches is
+// held by a process of its own, `persistctl cluster hold` (Hold), which the
+// shim starts and talks to over a pipe (package cluster/hold, which imports
+// no etcd): the etcd client's package init would otherwise add about 2 ms
+// of CPU to every exec of every shim, cluster or not. Each holder has its
+// own lease, for one volume.
+//
 // A volume's lock is the etcd key <prefix>volumes/<namespace>/<name>, or
 // <prefix>volumes/<namespace>/@<tenant>/<name> (Key), put only if it does not
 // exist, bound to the holder's lease, with a value (Holder) that names the
@@ -39,17 +46,38 @@
 //   - Fence at deadline - T/3. By then the lease has been renewed for two
 //     thirds of T without an answer; the fence has the last third, at least
 //     a second with the smallest lease_ttl (3 s), to SIGKILL the container,
-//     sync and unmount its volumes and release them. SIGKILL and the
-//     container's exit take milliseconds; syncfs of an ext4 image on a
-//     healthy shared filesystem well under a second. A keep-alive in
-//     flight is cut off at the fence time.
+//     sync and unmount its volume. The holder does this by itself, with
+//     nothing asked of the shim: it kills the container's init through a
+//     pidfd taken from the bundle's init.pid, syncs and unmounts the
+//     volume's mount on this host, then tells the shim, which releases the
+//     rest of the container's storage. SIGKILL and the container's exit
+//     take milliseconds; syncfs of an ext4 image on a healthy shared
+//     filesystem well under a second. A keep-alive in flight is cut off at
+//     the fence time.
 //   - etcd answering that the lease is gone (it expired, or was revoked by
 //     an operator) fences at once.
 //
 // A holder that is paused (SIGSTOP, a long stall, a suspended VM whose
 // monotonic clock stood still) may wake up believing its lease alive when
-// it is not. That is what the fencing token is for: a holder checks it, and
-// its lease, right before it mounts.
+// it is not. That is what the fencing token is for: the shim records it in
+// the volume and then asks the holder whether its lease is alive (Alive,
+// over the pipe), right before it mounts.
+//
+// That the margins run in another process than the shim changes none of
+// them: the holder renews and measures on its own monotonic clock, as the
+// shim did, and the process that can stop the container before the
+// deadline is the one that knows the deadline. What is new is that either
+// process may die alone:
+//   - The shim dies (with containerd, so that nobody runs `shim delete`;
+//     the container lives on): the holder reads the end of its stdin
+//     without "release", kills the container and syncs and unmounts the
+//     volume at once, and ends without revoking: the lease expires by
+//     itself (or persistctl gc releases the lock), and by then nobody here
+//     writes the volume.
+//   - The holder dies: its lease is renewed no more. The shim reads the end
+//     of the holder's stdout at once, kills the container and releases its
+//     storage. A live holder had not fenced, so the lease lives at least
+//     T/3 past that moment: the same margin as the holder's own fence.
 //
 // Another node's lock is granted only after etcd deletes the key, which is
 // at the lease's expiry at the earliest; it mounts the volume after that,
@@ -62,14 +90,8 @@
 // container's last dirty pages after the deadline. The fence logs whether
 // it finished before the deadline.
 //
-// The lease ends with the process that renews it, the shim; the container
-// does not. So that a shim that dies (with containerd, so that nobody runs
-// `shim delete`) leaves nobody writing the volume when its lease expires,
-// the shim runs a watchdog beside each cluster volume (persistctl cluster
-// watch) that kills the container and unmounts the volume when the shim's
-// end of a pipe closes without a release.
-//
 // Callers must not mount a cluster volume without a Lock from a Session
-// whose Alive returns nil, and must release the lock only after the volume
+// whose Alive returns nil (for a shim: a token from its holder, recorded,
+// then the holder's Alive), and must release the lock only after the volume
 // is unmounted here.
 package cluster

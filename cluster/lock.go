@@ -3,17 +3,18 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/containerd-persist/containerd-persist/cluster/hold"
 )
 
 // ErrHeld is returned when another holder has a volume's lock.
-var ErrHeld = errors.New("volume is held in the cluster")
+var ErrHeld = hold.ErrHeld
 
 // Holder is who holds a volume's lock: the value of its key.
 type Holder struct {

@@ -10,11 +10,13 @@ import (
 	"github.com/containerd/errdefs"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/containerd-persist/containerd-persist/cluster/hold"
 )
 
 // ErrFenced is returned by a Session that could not renew its lease in time
 // and fenced itself.
-var ErrFenced = errors.New("lost the cluster lease")
+var ErrFenced = hold.ErrFenced
 
 // Fence is what a Session does when its lease may be lost: stop every
 // container that holds one of its locks and release their volumes, before

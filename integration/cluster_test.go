@@ -361,8 +361,8 @@ func TestClusterExclusive(t *testing.T) {
 }
 
 // killNode kills node n's containerd and the shim of container id by
-// their PIDs, leaving the container running; the shim's watchdog must then
-// stop the container and unmount vol.
+// their PIDs, leaving the container running; the holder of vol's lock
+// (persistctl cluster hold) must then stop the container and unmount vol.
 func (cc *clusterCase) killNode(n *node, id, vol string) {
 	cc.t.Helper()
 	initPID := atoi(readFile(cc.t, filepath.Join(n.d.Dir, "state/io.containerd.runtime.v2.task", clusterNS, id, "init.pid")))
@@ -374,7 +374,7 @@ func (cc *clusterCase) killNode(n *node, id, vol string) {
 	}
 	cc.eventually(n.name+"'s containerd and shim to die", func() bool { return !alive(n.d.PID()) && !alive(shimPID) })
 	os.Remove(filepath.Join(n.d.Dir, "containerd.pid"))
-	cc.eventually("the watchdog to stop "+id+" and unmount "+vol, func() bool {
+	cc.eventually("the lock's holder to stop "+id+" and unmount "+vol, func() bool {
 		return !alive(initPID) && !mounted(n.mountOf(vol))
 	})
 }
@@ -441,12 +441,18 @@ func TestClusterFence(t *testing.T) {
 	cc.etcd.Stop()
 	cc.eventually("node-a to fence a1", func() bool {
 		out, _ := cc.a.ctr("task", "ls")
-		return !mounted(cc.a.mountOf("db")) && strings.Contains(out, "STOPPED") && strings.Contains(cc.a.d.Log(), "fence: ")
+		return !mounted(cc.a.mountOf("db")) && strings.Contains(out, "STOPPED") && strings.Contains(cc.a.d.Log(), `msg="fence: `)
 	})
-	// The shim says whether it stopped and released everything before its
-	// lease could expire, measured on its monotonic clock.
+	// The holder says how long before its lease's deadline, measured on its
+	// monotonic clock, it had stopped the container and unmounted the
+	// volume; the shim, whether it and the holder did all they had to.
 	log := cc.a.d.Log()
-	i := strings.Index(log, "fence: ")
+	if i := strings.Index(log, "persistctl cluster hold: fence: "); i < 0 {
+		t.Error("no fence line of the lock's holder in node-a's log")
+	} else {
+		t.Log(log[i : i+strings.IndexByte(log[i:]+"\n", '\n')])
+	}
+	i := strings.Index(log, `msg="fence: `)
 	line := log[strings.LastIndexByte(log[:i], '\n')+1:]
 	line = line[:strings.IndexByte(line+"\n", '\n')]
 	t.Log(line)

@@ -1,46 +1,42 @@
 package shim
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
-	"github.com/containerd-persist/containerd-persist/cluster"
+	"github.com/containerd-persist/containerd-persist/cluster/hold"
 	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
-// clusterLocks are the cluster-wide locks of this shim's containers, all
-// bound to one lease that the shim keeps alive (see package cluster). The
-// zero value holds none and has dialed nothing: a shim whose containers
-// have no volume on a cluster backend never talks to etcd.
+// clusterLocks are the cluster-wide locks of this shim's containers. Each is
+// held by its own process, `persistctl cluster hold` (package cluster/hold),
+// which dials etcd, keeps the lock's lease alive and fences by itself: the
+// shim never links the etcd client. The zero value holds none and has
+// started nothing: a shim whose containers have no volume on a cluster
+// backend never talks to etcd.
 type clusterLocks struct {
-	// locking serializes the taking of locks, which waits for etcd; mu,
-	// never held across a call to etcd, guards the fields, so that a fence
-	// never waits for a create that waits for etcd.
-	locking sync.Mutex
-	mu      sync.Mutex
-	client  *cluster.Client
-	opts    cluster.Options
-	session *cluster.Session
-	held    map[string]*clusterHeld // by journal path
+	mu   sync.Mutex
+	held map[string]*clusterHeld // by journal path
 }
 
 // clusterHeld is what one container holds in the cluster.
 type clusterHeld struct {
 	namespace, id, bundle string
-	session               *cluster.Session
-	locks                 []*cluster.Lock
-	watchdogs             []*watchdog
+	ttl                   time.Duration
+	holders               []*hold.Process
+	keys                  []string // of the volumes, for the log
 }
 
 // clusterGuard is the cluster guard of a volume on backend b
@@ -62,28 +58,25 @@ type clusterAttach struct {
 	id      volumes.ID
 	mount   string // where the volume is mounted on this host
 
-	lock     *cluster.Lock
-	session  *cluster.Session
-	since    time.Time
-	watchdog *watchdog
+	holder *hold.Process
+	since  time.Time
 }
 
-// Lock takes the volume's lock in etcd for the container.
+// Lock has a holder take the volume's lock in etcd for the container.
 func (a *clusterAttach) Lock() error {
-	cl := &a.s.cluster
-	ctx := context.Background() // each call to etcd is bounded by the cluster's connect timeout
-	cl.locking.Lock()
-	defer cl.locking.Unlock()
-	sess, client, err := cl.liveSession(ctx, a.s, cluster.OptionsOf(a.cfg))
+	bin, err := persistctlPath()
 	if err != nil {
 		return err
 	}
 	a.since = time.Now().UTC()
-	h := cluster.Holder{
-		Node: a.cfg.Node, Namespace: a.id.Namespace(), Tenant: a.id.Tenant(), Volume: a.id.Name(), Backend: a.backend,
+	req := hold.Request{
+		Endpoints: a.cfg.Etcd, CAFile: a.cfg.CAFile, CertFile: a.cfg.CertFile, KeyFile: a.cfg.KeyFile, Node: a.cfg.Node, TTL: a.cfg.TTL(),
+		Namespace: a.id.Namespace(), Tenant: a.id.Tenant(), Volume: a.id.Name(), Backend: a.backend,
 		Container: a.c.id, PID: os.Getpid(), Since: a.since,
+		Bundle: a.c.bundle, Mount: a.mount,
 	}
-	l, err := sess.Lock(ctx, client.Key(a.id.Namespace(), a.id.Tenant(), a.id.Name()), h)
+	cl := &a.s.cluster
+	p, err := hold.Start(bin, req, func(why error, m hold.Message) { cl.fence(a.s, a.jpath, why, m) })
 	if err != nil {
 		return err
 	}
@@ -94,77 +87,45 @@ func (a *clusterAttach) Lock() error {
 	}
 	held := cl.held[a.jpath]
 	if held == nil {
-		held = &clusterHeld{namespace: a.c.namespace, id: a.c.id, bundle: a.c.bundle, session: sess}
+		held = &clusterHeld{namespace: a.c.namespace, id: a.c.id, bundle: a.c.bundle, ttl: a.cfg.TTL()}
 		cl.held[a.jpath] = held
 	}
 	// Held from here: the release of a failed setup unlocks it.
-	held.locks = append(held.locks, l)
-	a.lock, a.session = l, sess
-	a.watchdog = startWatchdog(a.c.bundle, a.mount) // while the volume is made ready
-	held.watchdogs = append(held.watchdogs, a.watchdog)
+	held.holders = append(held.holders, p)
+	held.keys = append(held.keys, a.id.String())
+	a.holder = p
 	return nil
 }
 
-// BeforeMount records the lock's fencing token in the volume, and makes
-// sure that the lease still holds: what it may have lost meanwhile is not
-// mounted.
+// BeforeMount records the lock's fencing token in the volume, and then asks
+// the holder whether the lease still holds: what it may have lost meanwhile
+// is not mounted.
 func (a *clusterAttach) BeforeMount(dir string) error {
-	if err := a.watchdog.ready(); err != nil {
+	if err := volumes.RecordFence(dir, volumes.Fence{Token: a.holder.Token, Node: a.cfg.Node, Container: a.c.id, At: a.since}); err != nil {
 		return err
 	}
-	if err := volumes.RecordFence(dir, volumes.Fence{Token: a.lock.Token, Node: a.cfg.Node, Container: a.c.id, At: a.since}); err != nil {
-		return err
-	}
-	return a.session.Alive()
+	return a.holder.Alive()
 }
 
-// liveSession returns the live session and its client, granting a new
-// lease when there is none, or the last was fenced. Called under locking.
-func (cl *clusterLocks) liveSession(ctx context.Context, s *storage, opts cluster.Options) (*cluster.Session, *cluster.Client, error) {
-	cl.mu.Lock()
-	sess, client, same, held := cl.session, cl.client, sameCluster(cl.opts, opts), len(cl.held)
-	cl.mu.Unlock()
-	if sess != nil && sess.Alive() == nil && same {
-		return sess, client, nil
-	}
-	if client != nil && !same && held > 0 {
-		return nil, nil, fmt.Errorf("this shim's containers hold volumes of another [cluster] (%v): give containers of one shim one cluster config", cl.opts.Endpoints)
-	}
-	if client == nil || !same {
-		c, err := cluster.Dial(opts)
-		if err != nil {
-			return nil, nil, err
+// persistctlPath finds persistctl: beside the shim, else on PATH.
+func persistctlPath() (string, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "persistctl")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
 		}
-		if sess != nil {
-			sess.Close(ctx) // of the other cluster, holding nothing
-		}
-		if client != nil {
-			client.Close()
-		}
-		client = c
-		cl.mu.Lock()
-		cl.client, cl.opts = c, opts
-		cl.mu.Unlock()
 	}
-	sess, err := client.Grant(ctx, func(sess *cluster.Session, why error, deadline time.Time) { cl.fence(s, sess, why, deadline) })
+	p, err := exec.LookPath("persistctl")
 	if err != nil {
-		return nil, nil, err
+		return "", fmt.Errorf("%w: cluster backends need persistctl beside the shim or on PATH: it holds the volume's etcd lock; install it", errdefs.ErrFailedPrecondition)
 	}
-	cl.mu.Lock()
-	cl.session = sess
-	cl.mu.Unlock()
-	return sess, client, nil
-}
-
-func sameCluster(a, b cluster.Options) bool {
-	return fmt.Sprint(a) == fmt.Sprint(b)
+	return p, nil
 }
 
 // unlockAfter releases the cluster locks of the container whose journal is
 // jpath once its storage is released (released is that release's error,
 // which it returns): a volume that may still be mounted here keeps its lock,
-// until this shim's lease ends. The locks go with the lease when no other
-// container of this shim holds any.
+// until this shim ends and its holders fence.
 func (cl *clusterLocks) unlockAfter(jpath string, released error) error {
 	if released != nil {
 		return released
@@ -172,87 +133,69 @@ func (cl *clusterLocks) unlockAfter(jpath string, released error) error {
 	cl.mu.Lock()
 	held := cl.held[jpath]
 	delete(cl.held, jpath)
-	last := len(cl.held) == 0
-	sess := cl.session
-	if last {
-		cl.session = nil
-	}
 	cl.mu.Unlock()
 	if held == nil {
 		return nil
 	}
-	for _, w := range held.watchdogs {
-		w.release()
-	}
-	ctx := context.Background()
 	var err error
-	if last && sess == held.session {
-		err = sess.Close(ctx) // revoking the lease deletes its keys
-	} else {
-		for _, l := range held.locks {
-			err = errors.Join(err, held.session.Unlock(ctx, l))
-		}
+	for _, p := range held.holders {
+		err = errors.Join(err, p.Release()) // revoking its lease deletes its lock
 	}
 	if err != nil {
 		// Released here: the lock goes when the lease expires.
-		log.L.WithError(err).WithField("id", held.id).Warn("release cluster locks of a released container; they go when the lease expires")
+		log.L.WithError(err).WithField("id", held.id).Warn("release cluster locks of a released container; they go when their leases expire")
 	}
 	return nil
 }
 
-// fence stops every container of this shim that holds a lock of the
-// session sess, whose lease may be lost at deadline (another node may then
-// take the volumes), and releases their storage: all before deadline.
-// Called once per lease.
-func (cl *clusterLocks) fence(s *storage, sess *cluster.Session, why error, deadline time.Time) {
+// fence stops the container whose journal is jpath, one of whose holders
+// fenced (it could not renew its lease in time, and has killed the container
+// and unmounted its volume) or ended (its lease is renewed no more), and
+// releases its storage. m is the holder's report of its fence.
+func (cl *clusterLocks) fence(s *storage, jpath string, why error, m hold.Message) {
 	cl.mu.Lock()
-	victims := map[string]*clusterHeld{}
-	for jpath, h := range cl.held {
-		if h.session == sess {
-			victims[jpath] = h
-			delete(cl.held, jpath) // their release below needs no unlock
-		}
-	}
-	if cl.session == sess {
-		cl.session = nil
-	}
+	h := cl.held[jpath]
+	delete(cl.held, jpath) // released below
 	cl.mu.Unlock()
+	if h == nil {
+		return // released already
+	}
 	start := time.Now()
-	killErrs := map[string]error{}
-	for jpath, h := range victims { // every container first: they stop writing
-		killErrs[jpath] = killInit(h.bundle, deadline)
+	// The holder killed it, if it could: this shim's own kill is for a
+	// holder that died. A live holder's lease lives a third of its TTL
+	// past the last moment it had not fenced.
+	killErr := killInit(h.bundle, start.Add(h.ttl/3))
+	relErr := s.teardown(jpath, h.namespace, h.id)
+	entry := log.L.WithError(why).WithField("id", h.id).WithField("namespace", h.namespace).
+		WithField("volumes", strings.Join(h.keys, ",")).
+		WithField("release", time.Since(start).Round(time.Millisecond).String())
+	if m.Fenced != "" {
+		entry = entry.WithField("holder_before_deadline", m.Left.Round(time.Millisecond).String())
 	}
-	killed := time.Now()
-	for jpath, h := range victims {
-		relErr := s.teardown(jpath, h.namespace, h.id)
-		left := time.Until(deadline) // stopped and released, as far as this node goes
-		if relErr == nil {
-			for _, w := range h.watchdogs {
-				w.release()
-			}
-		}
-		keys := make([]string, 0, len(h.locks))
-		for _, l := range h.locks {
-			keys = append(keys, l.Key)
-		}
-		entry := log.L.WithError(why).WithField("id", h.id).WithField("namespace", h.namespace).
-			WithField("locks", strings.Join(keys, ",")).
-			WithField("started_before_deadline", deadline.Sub(start).Round(time.Millisecond).String()).
-			WithField("kill", killed.Sub(start).Round(time.Millisecond).String()).
-			WithField("release", time.Since(killed).Round(time.Millisecond).String()).
-			WithField("before_deadline", left.Round(time.Millisecond).String())
-		switch killErr := killErrs[jpath]; {
-		case killErr != nil || relErr != nil:
-			entry.WithField("kill_error", fmt.Sprint(killErr)).WithField("release_error", fmt.Sprint(relErr)).Error("fence: could not stop the container and release its cluster volumes; another node may take them when the lease expires")
-		case left <= 0:
-			entry.Error("fence: stopped the container and released its cluster volumes, but after the lease may have expired")
-		default:
-			entry.Error("fence: lost the cluster lease; stopped the container and released its cluster volumes")
-		}
+	switch {
+	case killErr != nil || relErr != nil || m.FenceError != "":
+		entry.WithField("kill_error", fmt.Sprint(killErr)).WithField("release_error", fmt.Sprint(relErr)).WithField("holder_error", m.FenceError).
+			Error("fence: could not stop the container and release its cluster volumes; another node may take them when the lease expires")
+	case m.Fenced != "" && m.Left <= 0:
+		entry.Error("fence: stopped the container and released its cluster volumes, but after the lease may have expired")
+	default:
+		entry.Error("fence: lost the cluster lease; stopped the container and released its cluster volumes")
 	}
-	// Tell etcd, if it answers; else the lease expires by itself.
-	if err := sess.Close(context.Background()); err != nil {
-		log.L.WithError(err).Warn("fence: revoke the lost lease")
+	if relErr != nil {
+		// Still mounted here, maybe: the other volumes keep their locks
+		// until the container's storage is released.
+		cl.mu.Lock()
+		if cl.held == nil {
+			cl.held = map[string]*clusterHeld{}
+		}
+		cl.held[jpath] = h
+		cl.mu.Unlock()
+		return
+	}
+	for _, p := range h.holders {
+		if err := p.Release(); err != nil {
+			log.L.WithError(err).WithField("id", h.id).Warn("fence: release the container's other cluster locks; they go when their leases expire")
+		}
 	}
 }
 

@@ -31,8 +31,8 @@ func TestClusterGuardOnlyForClusterBackends(t *testing.T) {
 			if (g != nil) != tc.want {
 				t.Errorf("guard %v, want one: %v", g, tc.want)
 			}
-			if r.owner.cluster.client != nil {
-				t.Error("dialed etcd while choosing a guard")
+			if r.owner.cluster.held != nil {
+				t.Error("started a holder while choosing a guard")
 			}
 		})
 	}

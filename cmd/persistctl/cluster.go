@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/cluster"
+	"github.com/containerd-persist/containerd-persist/cluster/hold"
 	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/state"
@@ -35,14 +36,10 @@ func clusterCommand() *cli.Command {
 		Flags:  []cli.Flag{jsonFlag},
 		Action: clusterShow,
 		Subcommands: []*cli.Command{{
-			Name:   "watch",
+			Name:   "hold",
 			Hidden: true, // run by the shim, one per cluster volume it attaches
-			Usage:  "stop a container and unmount its cluster volume when the shim that holds it dies",
-			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "bundle", Required: true},
-				&cli.StringFlag{Name: "mount", Required: true},
-			},
-			Action: clusterWatch,
+			Usage:  "hold a cluster volume's etcd lock for the shim, and stop its container when the lease or the shim is lost",
+			Action: clusterHold,
 		}},
 	}
 }
@@ -166,19 +163,34 @@ func holderKey(ns, tenant, name string) string {
 	return ns + "/" + tenant + "/" + name
 }
 
-// clusterWatch is run by the shim beside each cluster volume it attaches,
-// with its stdin a pipe from the shim. "release" on it ends the watch. If it
-// ends without (the shim died, maybe with containerd, while the container
-// lives on), the container's init is killed, and the volume synced and
-// unmounted: the shim's lease then ends without them, and another node may
-// take the volume, which must not find it still written here.
-func clusterWatch(c *cli.Context) error {
-	bundle, mount := c.String("bundle"), c.String("mount")
-	initPID := filepath.Join(bundle, "init.pid")
+// clusterHold is run by the shim beside each cluster volume it attaches,
+// with a pipe from the shim as stdin and one to it as stdout (package
+// cluster/hold): it takes the volume's lock in etcd and keeps its lease
+// alive, so that the shim never links the etcd client. It stops the
+// container (its init is killed) and syncs and unmounts the volume when the
+// lease cannot be renewed in time, or when the shim ends without a release
+// (it died, maybe with containerd, while the container lives on): the lease
+// then ends without them, and another node may take the volume, which must
+// not find it still written here.
+func clusterHold(c *cli.Context) error {
+	signal.Ignore(unix.SIGPIPE) // a shim that is gone reads nothing; its pipe must not cut a fence short
+	err := cluster.Hold(os.Stdin, os.Stdout, func(req hold.Request) cluster.Stop { return holdStop(c, req) })
+	if err != nil {
+		// Told already: to the shim, which returns or logs it, or by the
+		// fence's own line below.
+		return cli.Exit("", 1)
+	}
+	return nil
+}
+
+// holdStop is how a holder stops the container of req and unmounts its
+// volume: the container's init is watched for from now on.
+func holdStop(c *cli.Context, req hold.Request) cluster.Stop {
+	initPID := filepath.Join(req.Bundle, "init.pid")
 	// A pidfd, once the container's init is known, kills that process and
 	// no other that reuses its PID later.
 	pidfd := make(chan int, 1)
-	stop := make(chan struct{})
+	stopWatch := make(chan struct{})
 	go func() {
 		for {
 			if fd, err := openInit(initPID); err == nil {
@@ -186,40 +198,42 @@ func clusterWatch(c *cli.Context) error {
 				return
 			}
 			select {
-			case <-stop:
+			case <-stopWatch:
 				pidfd <- -1
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
 	}()
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		if in.Text() == "release" {
-			return nil
+	return func(why error, deadline time.Time) error {
+		close(stopWatch)
+		fd := <-pidfd
+		if fd < 0 {
+			fd, _ = openInit(initPID)
 		}
-	}
-	close(stop)
-	fd := <-pidfd
-	if fd < 0 {
-		fd, _ = openInit(initPID)
-	}
-	var errs []error
-	if fd >= 0 {
-		if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("kill the container's init: %w", err))
+		start := time.Now()
+		var errs []error
+		if fd >= 0 {
+			if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("kill the container's init: %w", err))
+			}
+			// The init has exited when its pidfd turns readable.
+			wait := max(time.Until(deadline), 100*time.Millisecond)
+			if n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(wait.Milliseconds())); err == nil && n == 0 {
+				errs = append(errs, errors.New("the container's init still runs at the lease's deadline"))
+			}
 		}
-		// The init has exited when its pidfd turns readable.
-		unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 5000)
+		if err := volumes.Syncfs(req.Mount); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("sync %s: %w", req.Mount, err))
+		}
+		if err := (host.Linux{}).Unmount(req.Mount); err != nil {
+			errs = append(errs, err)
+		}
+		err := errors.Join(errs...)
+		fmt.Fprintf(c.App.ErrWriter, "persistctl cluster hold: fence: %v: killed the container of %s and unmounted %s in %s, %s before the lease's deadline; errors: %v\n",
+			why, req.Bundle, req.Mount, time.Since(start).Round(time.Millisecond), time.Until(deadline).Round(time.Millisecond), err)
+		return err
 	}
-	if err := volumes.Syncfs(mount); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("sync %s: %w", mount, err))
-	}
-	if err := (host.Linux{}).Unmount(mount); err != nil {
-		errs = append(errs, err)
-	}
-	fmt.Fprintf(c.App.ErrWriter, "persistctl cluster watch: the shim of %s died: stopped the container and unmounted %s: %v\n", bundle, mount, errors.Join(errs...))
-	return errors.Join(errs...)
 }
 
 // openInit opens a pidfd of the process that path names.
