@@ -92,6 +92,15 @@ func preload(bundle string, cfgs *configs, then func(*bundleSpec, *config.Config
 	return p
 }
 
+// settled waits until preload's work is done, then included what it began
+// (a storage setup, see startEarly): Create must not start a setup of its
+// own beside one just beginning.
+func (p *preloaded) settled() {
+	if p != nil {
+		<-p.idle
+	}
+}
+
 // take returns the spec read ahead if it is bundle's and was not taken yet.
 func (p *preloaded) take(bundle string) (spec *bundleSpec, ok bool) {
 	if p == nil || p.bundle != bundle {

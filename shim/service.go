@@ -53,6 +53,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	defer func() {
 		if retErr != nil {
 			s.releaseGC(r.ID, 0)
+			s.pre.settled()
 			s.storage.dropEarly(ctx) // a create that failed before its setup
 		}
 		s.initHeld.Do(func() { gcHold.releaseAfter(0) })
@@ -79,6 +80,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		return nil, toTTRPC(err)
 	}
 	c := req.container
+	s.pre.settled() // a setup begun early is known before this one starts
 	start := time.Now()
 	reserved, err := s.storage.setup(ctx, req)
 	if err != nil {
