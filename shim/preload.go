@@ -92,9 +92,9 @@ func preload(bundle string, cfgs *configs, then func(*bundleSpec, *config.Config
 	return p
 }
 
-// settled waits until preload's work is done, then included what it began
-// (a storage setup, see startEarly): Create must not start a setup of its
-// own beside one just beginning.
+// settled waits until preload's work is done, and with it the start of
+// what it begins (a storage setup, see startEarly): Create must not start
+// a setup of its own beside one just beginning.
 func (p *preloaded) settled() {
 	if p != nil {
 		<-p.idle
