@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
@@ -117,12 +119,44 @@ func checkImageFree(image string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Errorf("%w: %s is not a regular file: a volume's image must be one", errdefs.ErrFailedPrecondition, image)
 	}
-	for _, l := range host.Loops() {
-		var bst unix.Stat_t
-		if !l.Deleted && unix.Stat(l.Backing, &bst) == nil && bst.Dev == st.Dev && bst.Ino == st.Ino {
+	for end := time.Now().Add(loopDetachWait); ; time.Sleep(20 * time.Millisecond) {
+		l, ok := loopOfImage(st)
+		if !ok {
+			return nil
+		}
+		if !detaching(l) || time.Now().After(end) {
 			return fmt.Errorf("%w: %s is still attached to %s, from an attach that was not released: run persistctl gc",
 				errdefs.ErrFailedPrecondition, image, l.Dev())
 		}
 	}
-	return nil
+}
+
+// loopDetachWait bounds the wait for a loop device that detaches itself.
+// Since Linux 5.19 the kernel detaches an autoclear loop device from a work
+// queue a moment after its last unmount; on a loaded host (the integration
+// suite under emulation) that moment grew long enough for an image
+// unmounted by one step (a clone's copy) to be found attached by the next
+// (a reset).
+const loopDetachWait = 10 * time.Second
+
+// loopOfImage finds the loop device attached to the image st.
+func loopOfImage(st unix.Stat_t) (host.Loop, bool) {
+	for _, l := range host.Loops() {
+		var bst unix.Stat_t
+		if !l.Deleted && unix.Stat(l.Backing, &bst) == nil && bst.Dev == st.Dev && bst.Ino == st.Ino {
+			return l, true
+		}
+	}
+	return host.Loop{}, false
+}
+
+// detaching reports whether loop device l is going by itself: it clears on
+// its last close and nothing has it mounted.
+func detaching(l host.Loop) bool {
+	b, err := os.ReadFile(filepath.Join("/sys/block", l.Name, "loop", "autoclear"))
+	if err != nil || strings.TrimSpace(string(b)) != "1" {
+		return false
+	}
+	ms, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) { return m.Source != l.Dev(), false })
+	return err == nil && len(ms) == 0
 }
