@@ -10,7 +10,7 @@ share=/mnt/vm
 out=$share/out
 log=$out/test.log
 # shellcheck source=/dev/null
-. "$share/env" # CI, VM_DRIVERS, VM_UNIT_PKGS, VM_RUN, VM_TIMEOUT, NERDCTL, ETCD
+. "$share/env" # CI, VM_DRIVERS, VM_UNIT_PKGS, VM_UNIT_SKIP, VM_RUN, VM_TIMEOUT, NERDCTL, ETCD
 module=github.com/containerd-persist/containerd-persist
 tools=/var/cache/containerd-persist/tools
 
@@ -55,7 +55,11 @@ run_pkg() {
 	local dir=$1 name=$2 t0 r ms secs
 	shift 2
 	local args=(-test.v -test.count=1 "-test.timeout=$VM_TIMEOUT")
-	[ -z "$VM_RUN" ] || [ "$dir" != integration ] || args+=("-test.run=$VM_RUN")
+	if [ "$dir" = integration ]; then
+		[ -z "$VM_RUN" ] || args+=("-test.run=$VM_RUN")
+	else
+		[ -z "${VM_UNIT_SKIP:-}" ] || args+=("-test.skip=$VM_UNIT_SKIP")
+	fi
 	t0=${EPOCHREALTIME/./}
 	(cd "$work/src/$dir" && env "$@" "$work/tests/$name.test" "${args[@]}") >>"$log" 2>&1 </dev/null
 	r=$?

@@ -17,6 +17,8 @@
 #                containerd, CRI and nerdctl; "." for all, about an hour per
 #                cgroup driver under TCG here)
 #   VM_UNIT      0 skips the other packages whose tests need root (default 1)
+#   VM_UNIT_SKIP -skip pattern for those (default the trees thousands of
+#                levels deep, CPU-bound and minutes long under TCG; "" for none)
 #   VM_ACCEL     kvm, tcg or auto (default auto: kvm if the probe boots)
 #   VM_TIMEOUT   go test -timeout of each test binary (default 30m)
 #   VM_DEADLINE  seconds the VM may run before it is stopped (default 3600)
@@ -32,6 +34,7 @@ VM_DRIVERS=${VM_DRIVERS:-systemd cgroupfs}
 vm_run_default='^(TestImmutableRootIsReadOnly|TestScratchShowsImageContentAndStartsFresh|TestScratchQuota|TestScratchWithoutImageContentIsTmpfs|TestRunsWithNoConfig|TestMachineStateSurvivesRecreate|TestMachineImageChange|TestVolumeHeldByAnotherContainer|TestLoopfileVolumeQuota|TestGroupedShimKeepsHolds|TestShimKilledLeavesNothing|TestFailedCreateLeavesNothing|TestPersistctlGCAfterKilledShim|TestContainerdRestart|TestReboot|TestOutOfSpace|TestCRI|TestNerdctl)$'
 VM_RUN=${VM_RUN:-$vm_run_default}
 VM_UNIT=${VM_UNIT:-1}
+VM_UNIT_SKIP=${VM_UNIT_SKIP-Deep|PastPathMax}
 VM_ACCEL=${VM_ACCEL:-auto}
 VM_TIMEOUT=${VM_TIMEOUT:-30m}
 VM_DEADLINE=${VM_DEADLINE:-3600}
@@ -144,6 +147,7 @@ cp "$here/guest.sh" "$stage/guest.sh"
 	printf 'VM_DRIVERS=%q\n' "$VM_DRIVERS"
 	printf 'VM_UNIT_PKGS=%q\n' "${unit_pkgs[*]}"
 	printf 'VM_RUN=%q\n' "$VM_RUN"
+	printf 'VM_UNIT_SKIP=%q\n' "$VM_UNIT_SKIP"
 	printf 'VM_TIMEOUT=%q\n' "$VM_TIMEOUT"
 } >"$stage/env"
 : >"$stage/out/test.log"
