@@ -10,8 +10,8 @@
 // It times what a user pays: both shims are copies made the same way, and
 // each case is paired with runc in every round, for as many rounds as it
 // takes to resolve a difference of -resolve (1%), up to -max-runs. Where
-// wall time cannot resolve it (a busy machine), the CPU time per container
-// of containerd and the shims, which it can, decides (see cpuMeter).
+// a wall time interval does not decide a budget (a busy machine), the CPU
+// time per container of the shims and what they run decides (see cpuMeter).
 //
 // It needs root, containerd, ctr and runc from scripts/install-deps.sh, and
 // the shim and persistctl built into -bin (make bench does both).

@@ -72,25 +72,28 @@ func resolvedAt(ratio float64, ci [2]float64, width float64) bool {
 	return ratio > 0 && (ci[1]-ci[0])/ratio <= width
 }
 
-// verdicts are the start table's results through ctr and the Go client:
-// the wall time ratio where its interval resolves the budget's width, else
-// the CPU per container beyond runc's (marked so): on a busy machine it is
-// what resolves.
+// verdicts are the start table's results through ctr and the Go client.
+// A wall time ratio decides where its interval lies wholly on one side of
+// the budget, or is narrower than width; else the CPU per container beyond
+// runc's decides (marked so): on a busy machine it is what resolves.
 func (s startResult) verdicts(width float64) (ctr, client string) {
-	byCPU := func() string {
-		if len(s.CPU.Samples) == 0 {
-			return verdict(false) + " (not resolved, no CPU time)"
-		}
-		return verdict(s.CPUExtra <= s.CPULimit) + " (CPU)"
+	return s.verdict(s.CtrRatio, s.CtrCI, width), s.verdict(s.ClientRatio, s.ClientCI, width)
+}
+
+func (s startResult) verdict(ratio float64, ci [2]float64, width float64) string {
+	if wallDecides(ratio, ci, s.Budget, width) {
+		return verdict(ratio <= s.Budget)
 	}
-	ctr, client = byCPU(), byCPU()
-	if resolvedAt(s.CtrRatio, s.CtrCI, width) {
-		ctr = verdict(s.CtrRatio <= s.Budget)
+	if len(s.CPU.Samples) == 0 {
+		return verdict(false) + " (not resolved, no CPU time)"
 	}
-	if resolvedAt(s.ClientRatio, s.ClientCI, width) {
-		client = verdict(s.ClientRatio <= s.Budget)
-	}
-	return ctr, client
+	return verdict(s.CPUExtra <= s.CPULimit) + " (CPU)"
+}
+
+// wallDecides says whether a ratio's interval decides its budget: it lies
+// wholly above or below it, or is narrower than width.
+func wallDecides(ratio float64, ci [2]float64, budget, width float64) bool {
+	return ci[0] > budget || ci[1] <= budget || resolvedAt(ratio, ci, width)
 }
 
 type memoryResult struct {
@@ -183,10 +186,10 @@ func (r *results) setStart(all []startCase, ctr, cl map[string][]float64, phaseM
 }
 
 // budgetStart is a start-to-exit budget line, which says when its interval
-// is too wide to resolve the budget: the CPU line of its case decides then.
+// does not decide the budget: the CPU line of its case decides then.
 func (r *results) budgetStart(what string, ratio float64, ci [2]float64, limit float64) {
 	r.budget(what, ratio, limit, "x runc", true)
-	if !resolvedAt(ratio, ci, r.Options.Resolve) {
+	if !wallDecides(ratio, ci, limit, r.Options.Resolve) {
 		b := &r.Budget[len(r.Budget)-1]
 		b.Unresolved = true
 		b.Note = fmt.Sprintf("not resolved (95%% interval %.3f–%.3f): the CPU line decides", ci[0], ci[1])

@@ -2,8 +2,9 @@ package main
 
 import "testing"
 
-// A ratio whose interval resolves the budget is judged by wall time; one
-// that does not, by the CPU its case takes beyond runc's.
+// A ratio whose interval decides the budget (narrow, or wholly on one side
+// of it) is judged by wall time; one that does not, by the CPU its case
+// takes beyond runc's.
 func TestVerdicts(t *testing.T) {
 	resolved, unresolved := [2]float64{1.004, 1.009}, [2]float64{0.95, 1.08}
 	for _, tc := range []struct {
@@ -18,6 +19,9 @@ func TestVerdicts(t *testing.T) {
 		{"resolved, over", 1.02, [2]float64{1.015, 1.024}, -9, "**MISS**", "**MISS**"},
 		{"unresolved, CPU under", 1.02, unresolved, 1.5, "PASS (CPU)", "PASS (CPU)"},
 		{"unresolved, CPU over", 1.0, unresolved, 3.5, "**MISS** (CPU)", "**MISS** (CPU)"},
+		// Wide, but wholly on one side of the budget: wall time decides.
+		{"wide, above the budget", 1.09, [2]float64{1.02, 1.16}, -1, "**MISS**", "**MISS**"},
+		{"wide, below the budget", 0.96, [2]float64{0.91, 1.009}, 9, "PASS", "PASS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startResult{startCase: startCase{Budget: 1.01}, CtrRatio: tc.ratio, CtrCI: tc.ci, ClientRatio: tc.ratio, ClientCI: tc.ci,
