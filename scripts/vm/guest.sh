@@ -10,7 +10,7 @@ share=/mnt/vm
 out=$share/out
 log=$out/test.log
 # shellcheck source=/dev/null
-. "$share/env" # CI, VM_DRIVERS, VM_UNIT_PKGS, VM_UNIT_SKIP, VM_RUN, VM_TIMEOUT, NERDCTL, ETCD
+. "$share/env" # CI, VM_DRIVERS, VM_UNIT_PKGS, VM_UNIT_SKIP, VM_CGROUPFS_SKIP, VM_RUN, VM_TIMEOUT, NERDCTL, ETCD
 module=github.com/containerd-persist/containerd-persist
 tools=/var/cache/containerd-persist/tools
 
@@ -57,6 +57,7 @@ run_pkg() {
 	local args=(-test.v -test.count=1 "-test.timeout=$VM_TIMEOUT")
 	if [ "$dir" = integration ]; then
 		[ -z "$VM_RUN" ] || args+=("-test.run=$VM_RUN")
+		[ "$driver" != cgroupfs ] || [ -z "${VM_CGROUPFS_SKIP:-}" ] || args+=("-test.skip=$VM_CGROUPFS_SKIP")
 	else
 		[ -z "${VM_UNIT_SKIP:-}" ] || args+=("-test.skip=$VM_UNIT_SKIP")
 	fi

@@ -16,6 +16,9 @@
 #                start and delete containers in each mode, kill shims, restart
 #                containerd, CRI and nerdctl; "." for all, about an hour per
 #                cgroup driver under TCG here)
+#   VM_CGROUPFS_SKIP  -skip pattern for the integration tests of the cgroupfs
+#                pass (default ^TestCRI$: a kubelet on cgroup v2 with systemd
+#                uses the systemd driver, and CRI takes 6 minutes under TCG)
 #   VM_UNIT      0 skips the other packages whose tests need root (default 1)
 #   VM_UNIT_SKIP -skip pattern for those (default the trees thousands of
 #                levels deep, CPU-bound and minutes long under TCG; "" for none)
@@ -34,6 +37,7 @@ VM_DRIVERS=${VM_DRIVERS:-systemd cgroupfs}
 vm_run_default='^(TestImmutableRootIsReadOnly|TestScratchShowsImageContentAndStartsFresh|TestScratchQuota|TestScratchWithoutImageContentIsTmpfs|TestRunsWithNoConfig|TestMachineStateSurvivesRecreate|TestMachineImageChange|TestVolumeHeldByAnotherContainer|TestLoopfileVolumeQuota|TestGroupedShimKeepsHolds|TestShimKilledLeavesNothing|TestFailedCreateLeavesNothing|TestPersistctlGCAfterKilledShim|TestContainerdRestart|TestReboot|TestOutOfSpace|TestCRI|TestNerdctl)$'
 VM_RUN=${VM_RUN:-$vm_run_default}
 VM_UNIT=${VM_UNIT:-1}
+VM_CGROUPFS_SKIP=${VM_CGROUPFS_SKIP-^TestCRI\$}
 VM_UNIT_SKIP=${VM_UNIT_SKIP-Deep|PastPathMax}
 VM_ACCEL=${VM_ACCEL:-auto}
 VM_TIMEOUT=${VM_TIMEOUT:-30m}
@@ -148,6 +152,7 @@ cp "$here/guest.sh" "$stage/guest.sh"
 	printf 'VM_UNIT_PKGS=%q\n' "${unit_pkgs[*]}"
 	printf 'VM_RUN=%q\n' "$VM_RUN"
 	printf 'VM_UNIT_SKIP=%q\n' "$VM_UNIT_SKIP"
+	printf 'VM_CGROUPFS_SKIP=%q\n' "$VM_CGROUPFS_SKIP"
 	printf 'VM_TIMEOUT=%q\n' "$VM_TIMEOUT"
 } >"$stage/env"
 : >"$stage/out/test.log"
