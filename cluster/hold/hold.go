@@ -145,8 +145,10 @@ type Process struct {
 	// lostOnce is taken by Release, or by the end of the holder's output
 	// when it was not released: lost is called only then.
 	lostOnce sync.Once
-	lost     bool // lost was called: set before done is closed
+	lost     bool // it was lost (or refused): set before done is closed
 	relMu    sync.Mutex
+	armMu    sync.Mutex
+	onLost   func(error, Message) // set once the lock is held
 }
 
 // Start runs bin (persistctl) as the holder of req's lock, and returns once
@@ -188,10 +190,11 @@ func Start(bin string, req Request, lost func(why error, m Message)) (_ *Process
 		wait: req.TTL + 5*time.Second,
 		cmd:  cmd, in: inW, replies: make(chan Message, 4), done: make(chan struct{}),
 	}
-	go p.read(outR, lost)
+	go p.read(outR)
 	defer func() {
 		if retErr != nil {
 			p.in.Close() // it ends on its own
+			<-p.done
 		}
 	}()
 	m, err := p.ask(append(b, '\n'))
@@ -199,15 +202,23 @@ func Start(bin string, req Request, lost func(why error, m Message)) (_ *Process
 		return nil, err
 	}
 	p.Token = m.Token
+	// Armed only now: a holder that refused the lock, and ends, stops
+	// nothing. One that ends before this is seen by the next question.
+	p.armMu.Lock()
+	p.onLost = lost
+	p.armMu.Unlock()
 	return p, nil
 }
 
 // read routes the holder's messages until its output ends.
-func (p *Process) read(out *os.File, lost func(error, Message)) {
+func (p *Process) read(out *os.File) {
 	defer out.Close()
 	lose := func(why error, m Message) {
 		p.lostOnce.Do(func() {
 			p.lost = true
+			p.armMu.Lock()
+			lost := p.onLost
+			p.armMu.Unlock()
 			if lost != nil {
 				go lost(why, m)
 			}
