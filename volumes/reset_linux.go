@@ -27,23 +27,11 @@ var rootLayer = []string{"upper", "work"}
 // a hidden name in the volume, so it vanishes whole; one that a reset cut
 // short left is removed by the next.
 func (s *Store) Reset(b Backend, id ID, h Holder) error {
-	err := s.withLock(b, id, h, func() (retErr error) {
-		dir := b.Dir(id)
-		m, err := readMetaOf(dir, id)
-		if err != nil {
-			return err
-		}
-		if err := checkUnmounted(id, dir, s.MountPath(id)); err != nil {
-			return err
-		}
-		unlock, err := lockSnapshots(dir, id)
-		if err != nil {
-			return err
-		}
-		defer unlock()
+	err := s.withDetached(b, id, h, func(dir string, m Meta) (retErr error) {
 		root := filepath.Join(dir, contentFS)
 		if m.Type == Loopfile {
 			var unmount func() error
+			var err error
 			if root, unmount, err = s.mountDetached(dir, id, false); err != nil {
 				return err
 			}

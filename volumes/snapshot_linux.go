@@ -187,20 +187,8 @@ func (s *Store) RemoveSnapshot(b Backend, id ID, name string) error {
 // stays.
 func (s *Store) RestoreSnapshot(b Backend, id ID, name string, o CopyOptions) (Snapshot, error) {
 	var snap Snapshot
-	err := s.withLock(b, id, o.Holder, func() error {
-		dir := b.Dir(id)
-		m, err := readMetaOf(dir, id)
-		if err != nil {
-			return err
-		}
-		if err := checkUnmounted(id, dir, s.MountPath(id)); err != nil {
-			return err
-		}
-		unlock, err := lockSnapshots(dir, id)
-		if err != nil {
-			return err
-		}
-		defer unlock()
+	err := s.withDetached(b, id, o.Holder, func(dir string, m Meta) error {
+		var err error
 		if snap, err = readSnapshot(dir, name); err != nil {
 			return err
 		}
@@ -226,6 +214,28 @@ func (s *Store) RestoreSnapshot(b Backend, id ID, name string, o CopyOptions) (S
 		return Snapshot{}, fmt.Errorf("restore volume %s from snapshot %s: %w", id, name, err)
 	}
 	return snap, nil
+}
+
+// withDetached runs fn on volume id, with its metadata, while it holds
+// the volume's lock as h and its snapshots' lock, once no mount of it is
+// left here: what replacing a volume's content needs.
+func (s *Store) withDetached(b Backend, id ID, h Holder, fn func(dir string, m Meta) error) error {
+	return s.withLock(b, id, h, func() error {
+		dir := b.Dir(id)
+		m, err := readMetaOf(dir, id)
+		if err != nil {
+			return err
+		}
+		if err := checkUnmounted(id, dir, s.MountPath(id)); err != nil {
+			return err
+		}
+		unlock, err := lockSnapshots(dir, id)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		return fn(dir, m)
+	})
 }
 
 // restoreInto copies the snapshot at from into tmp and swaps it into the
