@@ -258,7 +258,7 @@ func copyImage(src, dst string, reserved bool) (retErr error) {
 		return err
 	}
 	for _, e := range extents {
-		if err := copyRange(in, out, e.Off, e.Len, !reserved); err != nil {
+		if err := CopyRange(in, out, e.Off, e.Len, !reserved, nil); err != nil {
 			return err
 		}
 	}
@@ -288,10 +288,11 @@ func DataExtents(fd int, size int64) ([]Extent, error) {
 	return extents, nil
 }
 
-// copyRange copies n bytes at off from in to out, in the kernel where it
-// can and inKernel is set (copy_file_range), else through a buffer. In the
-// kernel, btrfs and xfs may share the blocks rather than copy them.
-func copyRange(in, out *os.File, off, n int64, inKernel bool) error {
+// CopyRange copies n bytes at off from in to out, in the kernel where it
+// can and inKernel is set (copy_file_range), else through buf (nil: one of
+// its own). In the kernel, btrfs and xfs may share the blocks rather than
+// copy them.
+func CopyRange(in, out *os.File, off, n int64, inKernel bool, buf []byte) error {
 	for inKernel && n > 0 {
 		roff, woff := off, off
 		c, err := unix.CopyFileRange(int(in.Fd()), &roff, int(out.Fd()), &woff, int(n), 0)
@@ -303,7 +304,7 @@ func copyRange(in, out *os.File, off, n int64, inKernel bool) error {
 	if n == 0 {
 		return nil
 	}
-	_, err := io.Copy(io.NewOffsetWriter(out, off), io.NewSectionReader(in, off, n))
+	_, err := io.CopyBuffer(io.NewOffsetWriter(out, off), io.NewSectionReader(in, off, n), buf)
 	return err
 }
 

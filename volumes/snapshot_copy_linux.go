@@ -98,7 +98,7 @@ func copyImage(src, dst string, mode copyMode, progress func(done, total int64))
 	for _, e := range extents {
 		for off, end := e.Off, e.Off+e.Len; off < end; {
 			n := min(end-off, copyChunk)
-			if err := copyRange(in, out, off, n, mode == mayShare, buf); err != nil {
+			if err := host.CopyRange(in, out, off, n, mode == mayShare, buf); err != nil {
 				return "", err
 			}
 			off, done = off+n, done+n
@@ -108,24 +108,6 @@ func copyImage(src, dst string, mode copyMode, progress func(done, total int64))
 		}
 	}
 	return method, out.Sync()
-}
-
-// copyRange copies n bytes at off from in to out: in the kernel when
-// inKernel is set and it can (copy_file_range), else through buf.
-func copyRange(in, out *os.File, off, n int64, inKernel bool, buf []byte) error {
-	for inKernel && n > 0 {
-		roff, woff := off, off
-		c, err := unix.CopyFileRange(int(in.Fd()), &roff, int(out.Fd()), &woff, int(n), 0)
-		if err != nil || c == 0 {
-			break
-		}
-		off, n = off+int64(c), n-int64(c)
-	}
-	if n == 0 {
-		return nil
-	}
-	_, err := io.CopyBuffer(io.NewOffsetWriter(out, off), io.NewSectionReader(in, off, n), buf)
-	return err
 }
 
 // copyTree copies the tree at src into the empty directory dst, as an
