@@ -25,6 +25,7 @@ const (
 	mountsDir    = "mounts"
 	templatesDir = "templates"
 	metricsDir   = "metrics"
+	clusterDir   = "cluster"
 	// oldLocksDir held volume locks before they moved to the backends;
 	// gc still removes stale ones from it.
 	oldLocksDir = "locks"
@@ -46,6 +47,10 @@ func (d Dir) Templates() string { return d.path(templatesDir) }
 // Metrics is where package metrics keeps the shim's records of setup and
 // teardown times, and its cache of dir volume walks.
 func (d Dir) Metrics() string { return d.path(metricsDir) }
+
+// Cluster is the directory of the node's cluster agent: its socket, lock
+// file and log (package cluster/hold).
+func (d Dir) Cluster() string { return d.path(clusterDir) }
 
 // Mounts is where loopfile volumes are mounted while attached, each at its
 // place below its backend (volumes.Store.MountPath).

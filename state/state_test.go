@@ -57,6 +57,7 @@ func TestStateSubdirsCoverStatePaths(t *testing.T) {
 		d.Scratch("ns", "c"),
 		d.Templates(),
 		d.Metrics(),
+		d.Cluster(),
 		volumes.Open(d.Volumes(), &hosttest.Mounter{}, volumes.NewLocks()).MountPath(id),
 		d.path(oldLocksDir, "ns", "v"),
 	} {
