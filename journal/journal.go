@@ -144,6 +144,13 @@ type Undoer interface {
 	Sync(path string) error
 }
 
+// Remover is an Undoer that removes the files of File steps itself; others
+// have them unlinked in place. A state dir moves them to its trash, to be
+// unlinked off the path of a container's delete.
+type Remover interface {
+	Remove(path string) error
+}
+
 // BeforeUndoer is an Undoer that is told of each step before it is undone;
 // its error stops the undo there. Test builds use it to fail or kill the shim
 // in the middle of a cleanup.
@@ -177,7 +184,13 @@ func Undo(steps []Step, u Undoer) error {
 			err = u.Unlock(s.Path)
 		case Sync:
 			err = u.Sync(s.Path)
-		case Dir, File:
+		case File:
+			if r, ok := u.(Remover); ok {
+				err = r.Remove(s.Path)
+				break
+			}
+			fallthrough
+		case Dir:
 			err = os.Remove(s.Path)
 			if errors.Is(err, fs.ErrNotExist) {
 				err = nil

@@ -132,7 +132,7 @@ func (s *storage) begin(c *container, cfg *config.Config, class *config.Class) (
 		holder:  holder,
 		owner:   s,
 		store:   volumes.Open(state.Dir(cfg.StateDir).Volumes(), s.mounter, s.locks),
-		reserve: s.reserve,
+		reserve: reserveEmptyingTrash(s.reserve, state.Dir(cfg.StateDir)),
 		vars:    templateVars(c.spec.Annotations, c.namespace, c.id),
 		tenant:  tenantOf(c.spec.Annotations),
 	}, nil
@@ -171,9 +171,15 @@ func (s *storage) teardown(path, ns, id string) error {
 	}
 	defer recordTeardown(path, ns, id, time.Now())
 	u := s.undoer(volumes.Holder{Namespace: ns, Container: id})
+	d := state.OfJournal(path)
 	if l == nil {
-		return u.Release(path)
+		// A shim killed in the middle of a release may have moved images
+		// to the trash and not unlinked them.
+		err := u.Release(path)
+		_, terr := d.EmptyTrash()
+		return errors.Join(err, terr)
 	}
+	u.State, u.Unlink = d, trash.unlinker(d)
 	if l.pending != nil {
 		<-l.pending // it writes to a volume that is released next
 	}
@@ -183,7 +189,7 @@ func (s *storage) teardown(path, ns, id string) error {
 
 // hookedUndoer calls a container's delete hook before each undo step.
 type hookedUndoer struct {
-	journal.Undoer
+	state.Undoer
 	hook Hook
 }
 

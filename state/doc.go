@@ -7,6 +7,7 @@
 //	<state_dir>/scratch/<namespace>/<container>/  scratch mounts and images
 //	<state_dir>/mounts/<namespace>/[@<tenant>/]<volume>  loopfile volumes while attached (volumes.Store.MountPath)
 //	<state_dir>/templates/                        a formatted image per disk scratch size, copied per container
+//	<state_dir>/trash/                            released scratch images, unlinked off the delete path (trash.go)
 //	<state_dir>/metrics/                          the shim's setup and teardown times, and the cache of dir volume walks (package metrics)
 //
 // Dir derives each of these paths from the one root; the packages that keep

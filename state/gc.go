@@ -23,6 +23,7 @@ import (
 const (
 	KindJournal = "journal" // setup journal of a dead container
 	KindScratch = "scratch" // scratch dir of a container that has no journal
+	KindTrash   = "trash"   // released scratch image not unlinked yet
 	KindMount   = "mount"   // loopfile volume mount that no lock holds
 	KindLoop    = "loop"    // unmounted loop device over one of our images
 	KindVolume  = "volume"  // half-made or half-removed volume
@@ -85,6 +86,13 @@ func (g *GC) Find() ([]Leftover, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	trashed, err := readDir(g.Dir.Trash())
+	if err != nil {
+		return nil, fmt.Errorf("gc %s: %w", g.Dir.Trash(), err)
+	}
+	for _, name := range trashed {
+		add(Leftover{Kind: KindTrash, Path: filepath.Join(g.Dir.Trash(), name)}, "released scratch image, not unlinked yet")
 	}
 	mounts := g.Dir.Mounts()
 	err = volumes.Places(mounts, func(rel string) {
@@ -202,6 +210,11 @@ func (g *GC) Remove(l Leftover) error {
 		}
 	case KindScratch:
 		err = g.removeScratch(ns, name, l.Path)
+	case KindTrash:
+		// Nothing holds a file in the trash: whoever unlinks it first wins.
+		if err = os.Remove(l.Path); errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
 	case KindMount:
 		err = g.underLocks(l.locks, func() error { return g.unmountAndRemove(l.Path, false) })
 	case KindLoop:

@@ -83,6 +83,12 @@ func newGCWorld(t *testing.T) *gcWorld {
 	add(KindScratch, orphan)
 	add(KindLoop, loop)
 
+	// A released image that a killed shim did not unlink.
+	trashed := filepath.Join(w.dir.Trash(), "0123456789abcdef.img")
+	mustT(t, os.MkdirAll(w.dir.Trash(), 0o700))
+	mustT(t, os.WriteFile(trashed, nil, 0o600))
+	add(KindTrash, trashed)
+
 	// A loopfile mount left without its lock.
 	gone := store.MountPath(vid("ns", "gone"))
 	mountTmpfs(t, gone)

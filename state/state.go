@@ -22,6 +22,7 @@ type Dir string
 const (
 	journalDir   = "journal"
 	scratchDir   = "scratch"
+	trashDir     = "trash"
 	mountsDir    = "mounts"
 	templatesDir = "templates"
 	metricsDir   = "metrics"
@@ -73,6 +74,11 @@ type Undoer struct {
 	Mounter host.Mounter
 	Locks   *volumes.Locks // the locks this process holds
 	Holder  volumes.Holder // whose locks these are
+	// Unlink, when set, takes the files of File steps (disk scratch
+	// images) once they are moved to State's trash, and unlinks them off
+	// the path of the release. Without it they are unlinked in place.
+	Unlink func(trashed string)
+	State  Dir
 }
 
 // Unmount implements journal.Undoer.
@@ -84,6 +90,23 @@ func (u Undoer) Unlock(path string) error { return u.Locks.Release(path, u.Holde
 // Sync implements journal.Undoer: a volume is flushed before it is released.
 func (u Undoer) Sync(path string) error {
 	if err := volumes.Syncfs(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Remove implements journal.Remover. A file that cannot be moved to the
+// trash (the trash is on another filesystem) is unlinked in place.
+func (u Undoer) Remove(path string) error {
+	if u.Unlink != nil {
+		if trashed, err := u.State.MoveToTrash(path); err == nil {
+			if trashed != "" {
+				u.Unlink(trashed)
+			}
+			return nil
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil

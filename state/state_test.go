@@ -58,6 +58,7 @@ func TestStateSubdirsCoverStatePaths(t *testing.T) {
 		d.Templates(),
 		d.Metrics(),
 		d.Cluster(),
+		d.Trash(),
 		volumes.Open(d.Volumes(), &hosttest.Mounter{}, volumes.NewLocks()).MountPath(id),
 		d.path(oldLocksDir, "ns", "v"),
 	} {
