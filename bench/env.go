@@ -229,6 +229,14 @@ path = "/tmp"
 medium = "memory"
 size = "512MiB"
 
+[classes.mem-empty]
+mode = "immutable"
+selectable = true
+[[classes.mem-empty.scratch]]
+path = "/var/tmp"
+medium = "memory"
+size = "512MiB"
+
 [classes.disk]
 mode = "immutable"
 selectable = true

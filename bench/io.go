@@ -38,14 +38,22 @@ type ioPair struct {
 	Case  string // a startCase name
 	Title string
 	Host  string // a hostTarget name
+	// Overlay is why random writes here are not held to the budget: a
+	// scratch laid over the image's content is an overlay, and each
+	// write into it pays overlayfs's own cost, which the host's plain
+	// filesystem does not. The budget is for the common case, a scratch
+	// path that the image leaves empty.
+	Overlay string
 }
 
 var ioPairs = []ioPair{
-	{"imm-mem", "memory /tmp (overlay on tmpfs)", "tmpfs"},
-	{"imm-disk", "disk /tmp (overlay on loop ext4, no journal)", "ext4-nojournal"},
-	{"machine-dir", "machine root on dir volume (overlay upper)", "dir"},
-	{"machine-loop", "machine root on loopfile volume (overlay upper)", "ext4-journal"},
-	{"volume-loop", "loopfile volume at /data (bind)", "ext4-journal"},
+	{Case: "imm-mem-empty", Title: "memory scratch, path empty in the image (plain tmpfs)", Host: "tmpfs"},
+	{Case: "imm-mem", Title: "memory /tmp over the image's content (overlay on tmpfs)", Host: "tmpfs",
+		Overlay: "overlayfs on tmpfs"},
+	{Case: "imm-disk", Title: "disk /tmp (overlay on loop ext4, no journal)", Host: "ext4-nojournal"},
+	{Case: "machine-dir", Title: "machine root on dir volume (overlay upper)", Host: "dir"},
+	{Case: "machine-loop", Title: "machine root on loopfile volume (overlay upper)", Host: "ext4-journal"},
+	{Case: "volume-loop", Title: "loopfile volume at /data (bind)", Host: "ext4-journal"},
 }
 
 // ioResult is what iotool prints.

@@ -50,6 +50,9 @@ var extraCases = []startCase{
 	{Name: "runc-ro-tmpfs", Title: "reference: runc shim, read-only root + tmpfs /tmp", ReadOnly: true, TmpfsTmp: true},
 	{Name: "runc-ro", Title: "runc shim, read-only root", ReadOnly: true},
 	{Name: "imm-bare", Title: "immutable, no scratch", Class: "bare"},
+	// The bench image's /var/tmp is empty: its memory scratch is a tmpfs
+	// that runc mounts, with no overlay (the I/O part's common case).
+	{Name: "imm-mem-empty", Title: "immutable, memory /var/tmp, empty in the image", Class: "mem-empty", IODir: "/var/tmp"},
 }
 
 func caseNamed(name string) startCase {
