@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,8 +17,8 @@ import (
 	"github.com/containerd-persist/containerd-persist/internal/etcdtest"
 )
 
-// pipeHolder runs Hold in this process, as persistctl cluster hold does,
-// with a pipe for each direction.
+// pipeHolder runs an agent's Hold in this process, as persistctl cluster
+// agent does for each connection, with a pipe for each direction.
 type pipeHolder struct {
 	in   *io.PipeWriter
 	out  *bufio.Scanner
@@ -29,18 +30,21 @@ type pipeHolder struct {
 
 func startHold(t *testing.T, endpoint, node, container string) *pipeHolder {
 	t.Helper()
+	return startHoldOn(t, nil, endpoint, node, container)
+}
+
+// startHoldOn is startHold on agent a, or on an agent of its own.
+func startHoldOn(t *testing.T, a *Agent, endpoint, node, container string) *pipeHolder {
+	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	h := &pipeHolder{in: inW, out: bufio.NewScanner(outR), done: make(chan error, 1)}
+	if a == nil {
+		a = NewAgent(h.stopFor, io.Discard)
+		t.Cleanup(a.Close)
+	}
 	go func() {
-		err := Hold(inR, outW, func(req hold.Request) Stop {
-			return func(why error, deadline time.Time) error {
-				h.mu.Lock()
-				defer h.mu.Unlock()
-				h.stopped = append(h.stopped, why.Error())
-				return nil
-			}
-		})
+		err := a.hold(inR, outW, h.stopFor)
 		outW.Close()
 		h.done <- err
 	}()
@@ -52,6 +56,15 @@ func startHold(t *testing.T, endpoint, node, container string) *pipeHolder {
 	b, _ := json.Marshal(req)
 	h.send(t, string(b))
 	return h
+}
+
+func (h *pipeHolder) stopFor(context.Context, hold.Request) Stop {
+	return func(why error, deadline time.Time) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.stopped = append(h.stopped, why.Error())
+		return nil
+	}
 }
 
 func (h *pipeHolder) send(t *testing.T, line string) {
@@ -117,13 +130,18 @@ func TestHoldLockAliveRelease(t *testing.T) {
 	}
 }
 
-// A shim that ends without a release (it died) has its holder stop the
-// container; the lock stays until its lease expires, or gc releases it.
+// A shim that ends without a release (it died) after it asked "alive", and
+// may have mounted the volume, has the agent stop the container; the lock
+// stays until its lease expires, or gc releases it.
 func TestHoldStopsWhenTheShimEnds(t *testing.T) {
 	srv := startEtcd(t)
 	a := startHold(t, srv.Endpoint, "node-a", "a1")
 	if m := a.read(t); m.Err() != nil {
 		t.Fatal(m.Err())
+	}
+	a.send(t, "alive")
+	if m := a.read(t); !m.Alive {
+		t.Fatalf("alive: %+v", m)
 	}
 	a.in.Close()
 	if err := <-a.done; err == nil || !strings.Contains(err.Error(), "ended without releasing") {
@@ -143,6 +161,84 @@ func TestHoldStopsWhenTheShimEnds(t *testing.T) {
 	}
 	if len(held) != 1 || held[0].Holder.Container != "a1" || held[0].TTL <= 0 {
 		t.Errorf("the lock of a holder whose shim ended: %+v", held)
+	}
+}
+
+// A shim that ends without ever asking "alive" mounted nothing under its
+// lock (it died before its Create, or the lock was taken ahead for a
+// Create that did not use it): the agent releases the lock, and stops
+// nothing.
+func TestHoldReleasesWhenTheShimNeverAsked(t *testing.T) {
+	srv := startEtcd(t)
+	a := startHold(t, srv.Endpoint, "node-a", "a1")
+	if m := a.read(t); m.Err() != nil {
+		t.Fatal(m.Err())
+	}
+	a.in.Close()
+	if err := <-a.done; err != nil {
+		t.Errorf("holder returned %v", err)
+	}
+	if s := a.stops(); len(s) > 0 {
+		t.Errorf("stopped a container that was never given the volume: %v", s)
+	}
+	b := startHold(t, srv.Endpoint, "node-b", "b1")
+	if m := b.read(t); m.Err() != nil || m.Token <= 0 {
+		t.Fatalf("node-b after node-a's shim ended unasked: %+v", m)
+	}
+}
+
+// An agent binds each lock to a lease of its own, granted ahead for the
+// next lock once the first is taken.
+func TestAgentGrantsAhead(t *testing.T) {
+	srv := startEtcd(t)
+	var stops pipeHolder
+	a := NewAgent(stops.stopFor, io.Discard)
+	t.Cleanup(a.Close)
+	h1 := startHoldOn(t, a, srv.Endpoint, "node-a", "a1")
+	if m := h1.read(t); m.Err() != nil {
+		t.Fatal(m.Err())
+	}
+	var spare *Session
+	for range 500 {
+		if spare = a.spare(); spare != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if spare == nil {
+		t.Fatal("no lease was granted ahead after the first lock")
+	}
+	h2 := startHoldOn(t, a, srv.Endpoint, "node-a", "a2")
+	m := h2.read(t)
+	if m.Err() == nil {
+		t.Fatal("a second lock of one volume was taken")
+	}
+	// The refused lock gave its lease back: the next takes a new one.
+	c, err := Dial(Options{Endpoints: []string{srv.Endpoint}, Node: "node-a", TTL: testTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	held, err := c.Holders(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 1 || held[0].Holder.Container != "a1" || held[0].Lease == spare.Lease() {
+		t.Errorf("locks: %+v; the spare lease %d", held, spare.Lease())
+	}
+	h1.send(t, "release")
+	if m := h1.read(t); !m.Released {
+		t.Fatalf("release: %+v", m)
+	}
+	h3 := startHoldOn(t, a, srv.Endpoint, "node-a", "a3")
+	if m := h3.read(t); m.Err() != nil {
+		t.Fatal(m.Err())
+	}
+	if held, err = c.Holders(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 1 || held[0].Holder.Container != "a3" {
+		t.Errorf("locks after a3 took it: %+v", held)
 	}
 }
 
@@ -179,4 +275,19 @@ func TestHoldUnreachable(t *testing.T) {
 	if !errors.Is(err, ErrUnreachable) || !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), srv.Endpoint) {
 		t.Fatalf("holder without etcd: %v", err)
 	}
+}
+
+// spare is the lease granted ahead on one of the agent's pools, if any.
+func (a *Agent) spare() *Session {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.pools {
+		p.mu.Lock()
+		s := p.spare
+		p.mu.Unlock()
+		if s != nil {
+			return s
+		}
+	}
+	return nil
 }

@@ -157,7 +157,7 @@ func TestDeadHolderReleasesAtLeaseExpiry(t *testing.T) {
 	if _, err := sa.Lock(context.Background(), key, holder("node-a")); err != nil {
 		t.Fatal(err)
 	}
-	close(sa.stop) // dies: no renewal, no revoke
+	sa.Abandon() // dies: no renewal, no revoke
 	<-sa.done
 	if _, err := sb.Lock(context.Background(), key, holder("node-b")); !errors.Is(err, ErrHeld) {
 		t.Fatalf("lock right after node-a died: %v, want held", err)

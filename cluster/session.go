@@ -35,6 +35,7 @@ type Session struct {
 	deadline time.Time // the lease lives at least until then
 	fenced   error
 	stop     chan struct{}
+	stopOnce sync.Once
 	done     chan struct{}
 }
 
@@ -138,26 +139,39 @@ func (s *Session) keepAlive() error {
 	}
 }
 
-// doFence marks the session fenced and has the holder stop, once.
+// doFence marks the session fenced and has its lock's holder stop, once.
 func (s *Session) doFence(why error) {
 	s.mu.Lock()
 	s.fenced = fmt.Errorf("%w: %w", errdefs.ErrUnavailable, why)
-	deadline := s.deadline
+	deadline, fence := s.deadline, s.fence
 	s.mu.Unlock()
-	if s.fence != nil {
-		s.fence(s, why, deadline)
+	if fence != nil {
+		fence(s, why, deadline)
 	}
+}
+
+// adopt makes fence the fence of a session granted ahead, if it is still
+// sure to live past the fence margin; else it reports false.
+func (s *Session) adopt(fence Fence) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fenced != nil || !time.Now().Before(s.deadline.Add(-s.fenceMargin())) {
+		return false
+	}
+	s.fence = fence
+	return true
+}
+
+// Abandon stops renewing the lease, which then expires by itself.
+func (s *Session) Abandon() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
 }
 
 // Close stops renewing and revokes the lease, which releases every lock
 // bound to it. A lease that etcd cannot be told about expires by itself.
 func (s *Session) Close(ctx context.Context) error {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
-	<-s.done
+	s.Abandon()
 	return s.c.call(ctx, "revoke the lease", func(ctx context.Context) error {
 		_, err := s.c.etcd.Revoke(ctx, s.lease)
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/containerd-persist/containerd-persist/cluster"
+	"github.com/containerd-persist/containerd-persist/cluster/hold"
 	"github.com/containerd-persist/containerd-persist/internal/containerdtest"
 	"github.com/containerd-persist/containerd-persist/internal/etcdtest"
 	"github.com/containerd-persist/containerd-persist/internal/testenv"
@@ -286,6 +289,27 @@ func (cc *clusterCase) cleanup() {
 			t.Errorf("%s left in its state dir: %s", n.name, e)
 		}
 	}
+	// Every lock is released (a delete's release does not wait for
+	// etcd), and then nothing is left of the nodes' cluster agents.
+	if cc.etcd.PID() != 0 {
+		cc.eventually("every volume lock to be released in etcd", func() bool {
+			held, err := cc.holders()
+			return err == nil && len(held) == 0
+		})
+	}
+	for _, n := range []*node{cc.a, cc.b} {
+		if n == nil {
+			continue
+		}
+		if err := hold.StopAgent(filepath.Join(n.stateDir, "cluster")); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(n.stateDir, "cluster", hold.LogFile)); err == nil {
+				t.Logf("--- %s cluster agent log (tail) ---\n%s", n.name, tail(string(b), 3000))
+			}
+		}
+	}
 	for _, m := range mountsUnder(cc.dir) {
 		t.Errorf("left mounted: %s", m)
 	}
@@ -309,6 +333,16 @@ func (cc *clusterCase) cleanup() {
 	}
 	cc.etcd.Stop()
 	unmountUnder(cc.dir)
+}
+
+// holders lists the volume locks in etcd.
+func (cc *clusterCase) holders() ([]cluster.Held, error) {
+	c, err := cluster.Dial(cluster.Options{Endpoints: []string{cc.etcd.Endpoint}, TTL: cc.ttl})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Holders(context.Background())
 }
 
 // persistctl runs persistctl with node n's config.
@@ -361,8 +395,8 @@ func TestClusterExclusive(t *testing.T) {
 }
 
 // killNode kills node n's containerd and the shim of container id by
-// their PIDs, leaving the container running; the holder of vol's lock
-// (persistctl cluster hold) must then stop the container and unmount vol.
+// their PIDs, leaving the container running; the node's cluster agent,
+// which holds vol's lock, must then stop the container and unmount vol.
 func (cc *clusterCase) killNode(n *node, id, vol string) {
 	cc.t.Helper()
 	initPID := atoi(readFile(cc.t, filepath.Join(n.d.Dir, "state/io.containerd.runtime.v2.task", clusterNS, id, "init.pid")))
@@ -374,7 +408,7 @@ func (cc *clusterCase) killNode(n *node, id, vol string) {
 	}
 	cc.eventually(n.name+"'s containerd and shim to die", func() bool { return !alive(n.d.PID()) && !alive(shimPID) })
 	os.Remove(filepath.Join(n.d.Dir, "containerd.pid"))
-	cc.eventually("the lock's holder to stop "+id+" and unmount "+vol, func() bool {
+	cc.eventually("the cluster agent to stop "+id+" and unmount "+vol, func() bool {
 		return !alive(initPID) && !mounted(n.mountOf(vol))
 	})
 }
@@ -443,15 +477,16 @@ func TestClusterFence(t *testing.T) {
 		out, _ := cc.a.ctr("task", "ls")
 		return !mounted(cc.a.mountOf("db")) && strings.Contains(out, "STOPPED") && strings.Contains(cc.a.d.Log(), `msg="fence: `)
 	})
-	// The holder says how long before its lease's deadline, measured on its
+	// The agent says how long before the lease's deadline, measured on its
 	// monotonic clock, it had stopped the container and unmounted the
-	// volume; the shim, whether it and the holder did all they had to.
-	log := cc.a.d.Log()
-	if i := strings.Index(log, "persistctl cluster hold: fence: "); i < 0 {
-		t.Error("no fence line of the lock's holder in node-a's log")
+	// volume; the shim, whether it and the agent did all they had to.
+	agentLog := readFile(t, filepath.Join(cc.a.stateDir, "cluster", hold.LogFile))
+	if i := strings.Index(agentLog, "persistctl cluster agent: fence: "); i < 0 {
+		t.Errorf("no fence line in node-a's cluster agent log:\n%s", agentLog)
 	} else {
-		t.Log(log[i : i+strings.IndexByte(log[i:]+"\n", '\n')])
+		t.Log(agentLog[i : i+strings.IndexByte(agentLog[i:]+"\n", '\n')])
 	}
+	log := cc.a.d.Log()
 	i := strings.Index(log, `msg="fence: `)
 	line := log[strings.LastIndexByte(log[:i], '\n')+1:]
 	line = line[:strings.IndexByte(line+"\n", '\n')]

@@ -11,24 +11,25 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-persist/containerd-persist/cluster/hold"
 	"github.com/containerd-persist/containerd-persist/config"
+	"github.com/containerd-persist/containerd-persist/state"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
-// clusterLocks are the cluster-wide locks of this shim's containers. Each is
-// held by its own process, `persistctl cluster hold` (package cluster/hold),
-// which dials etcd, keeps the lock's lease alive and fences by itself: the
-// shim never links the etcd client. The zero value holds none and has
-// started nothing: a shim whose containers have no volume on a cluster
-// backend never talks to etcd.
+// clusterLocks are the cluster-wide locks of this shim's containers. They
+// are held by the node's cluster agent, `persistctl cluster agent` (package
+// cluster/hold), which dials etcd, keeps the locks' leases alive and fences
+// by itself: the shim never links the etcd client. The zero value holds
+// none and has started nothing: a shim whose containers have no volume on a
+// cluster backend never talks to the agent.
 type clusterLocks struct {
-	mu   sync.Mutex
-	held map[string]*clusterHeld // by journal path
+	mu    sync.Mutex
+	held  map[string]*clusterHeld // by journal path
+	early map[string]*earlyLock   // taken before Create, by earlyKey
 }
 
 // clusterHeld is what one container holds in the cluster.
@@ -45,38 +46,34 @@ func (r *setupRun) clusterGuard(b *config.Backend, id volumes.ID) volumes.Cluste
 	if !b.Cluster || r.cfg.Cluster == nil {
 		return nil
 	}
-	return &clusterAttach{s: r.owner, cfg: r.cfg.Cluster, jpath: r.jpath, c: r.c, backend: b.Name, id: id, mount: r.store.MountPath(id)}
+	return &clusterAttach{s: r.owner, cfg: r.cfg.Cluster, stateDir: state.Dir(r.cfg.StateDir).Cluster(), jpath: r.jpath, c: r.c, backend: b.Name, id: id, mount: r.store.MountPath(id)}
 }
 
 // clusterAttach takes and checks the cluster lock of one volume attach.
 type clusterAttach struct {
-	s       *storage
-	cfg     *config.Cluster
-	jpath   string // of the container
-	c       *container
-	backend string
-	id      volumes.ID
-	mount   string // where the volume is mounted on this host
+	s        *storage
+	cfg      *config.Cluster
+	stateDir string // the agent's, state.Dir.Cluster
+	jpath    string // of the container
+	c        *container
+	backend  string
+	id       volumes.ID
+	mount    string // where the volume is mounted on this host
 
 	holder *hold.Process
 	since  time.Time
 }
 
-// Lock has a holder take the volume's lock in etcd for the container.
+// Lock has the agent take the volume's lock in etcd for the container: the
+// lock taken for it before its Create, if there is one.
 func (a *clusterAttach) Lock() error {
-	bin, err := persistctlPath()
-	if err != nil {
-		return err
-	}
-	a.since = time.Now().UTC()
-	req := hold.Request{
-		Endpoints: a.cfg.Etcd, CAFile: a.cfg.CAFile, CertFile: a.cfg.CertFile, KeyFile: a.cfg.KeyFile, Node: a.cfg.Node, TTL: a.cfg.TTL(),
-		Namespace: a.id.Namespace(), Tenant: a.id.Tenant(), Volume: a.id.Name(), Backend: a.backend,
-		Container: a.c.id, PID: os.Getpid(), Since: a.since,
-		Bundle: a.c.bundle, Mount: a.mount,
-	}
 	cl := &a.s.cluster
-	p, err := hold.Start(bin, req, func(why error, m hold.Message) { cl.fence(a.s, a.jpath, why, m) })
+	p, since, err := cl.takeEarly(earlyKey(a.cfg, a.jpath, a.backend, a.id))
+	if p == nil && err == nil {
+		p, err = a.start()
+	} else {
+		a.since = since
+	}
 	if err != nil {
 		return err
 	}
@@ -97,6 +94,19 @@ func (a *clusterAttach) Lock() error {
 	return nil
 }
 
+// start has the agent take the lock, starting the agent if none serves.
+func (a *clusterAttach) start() (*hold.Process, error) {
+	a.since = time.Now().UTC()
+	req := hold.Request{
+		Endpoints: a.cfg.Etcd, CAFile: a.cfg.CAFile, CertFile: a.cfg.CertFile, KeyFile: a.cfg.KeyFile, Node: a.cfg.Node, TTL: a.cfg.TTL(),
+		Namespace: a.id.Namespace(), Tenant: a.id.Tenant(), Volume: a.id.Name(), Backend: a.backend,
+		Container: a.c.id, PID: os.Getpid(), Since: a.since,
+		Bundle: a.c.bundle, Mount: a.mount,
+	}
+	s, jpath := a.s, a.jpath
+	return hold.Start(persistctlPath(), filepath.Join(a.stateDir, hold.Socket), req, func(why error, m hold.Message) { s.cluster.fence(s, jpath, why, m) })
+}
+
 // BeforeMount records the lock's fencing token in the volume, and then asks
 // the holder whether the lease still holds: what it may have lost meanwhile
 // is not mounted.
@@ -107,19 +117,17 @@ func (a *clusterAttach) BeforeMount(dir string) error {
 	return a.holder.Alive()
 }
 
-// persistctlPath finds persistctl: beside the shim, else on PATH.
-func persistctlPath() (string, error) {
+// persistctlPath finds persistctl, which is the cluster agent: beside the
+// shim, else on PATH; "" when it is in neither.
+func persistctlPath() string {
 	if self, err := os.Executable(); err == nil {
 		p := filepath.Join(filepath.Dir(self), "persistctl")
 		if _, err := os.Stat(p); err == nil {
-			return p, nil
+			return p
 		}
 	}
-	p, err := exec.LookPath("persistctl")
-	if err != nil {
-		return "", fmt.Errorf("%w: cluster backends need persistctl beside the shim or on PATH: it holds the volume's etcd lock; install it", errdefs.ErrFailedPrecondition)
-	}
-	return p, nil
+	p, _ := exec.LookPath("persistctl")
+	return p
 }
 
 // unlockAfter releases the cluster locks of the container whose journal is
@@ -137,13 +145,8 @@ func (cl *clusterLocks) unlockAfter(jpath string, released error) error {
 	if held == nil {
 		return nil
 	}
-	var err error
 	for _, p := range held.holders {
-		err = errors.Join(err, p.Release()) // revoking its lease deletes its lock
-	}
-	if err != nil {
-		// Released here: the lock goes when the lease expires.
-		log.L.WithError(err).WithField("id", held.id).Warn("release cluster locks of a released container; they go when their leases expire")
+		p.ReleaseAsync() // revoking its lease deletes its lock; the agent logs what it cannot do
 	}
 	return nil
 }
@@ -193,9 +196,7 @@ func (cl *clusterLocks) fence(s *storage, jpath string, why error, m hold.Messag
 		return
 	}
 	for _, p := range h.holders {
-		if err := p.Release(); err != nil {
-			log.L.WithError(err).WithField("id", h.id).Warn("fence: release the container's other cluster locks; they go when their leases expire")
-		}
+		p.ReleaseAsync()
 	}
 }
 

@@ -12,9 +12,10 @@ import (
 
 // The daemon starts setting up its container's storage before Create
 // arrives, while containerd connects to it: what needs nothing of Create,
-// the filesystems of disk scratch areas, is mounted, from the spec and
-// config read ahead (see preload). A loop mount takes 2-3 ms, which the
-// start would otherwise wait for.
+// the filesystems of disk scratch areas, is mounted, and cluster locks are
+// taken (see cluster_early.go), from the spec and config read ahead (see
+// preload). A loop mount takes 2-3 ms, and an etcd transaction about as
+// much, which the start would otherwise wait for.
 //
 // It is journaled as the rest of setup is, in the same journal, before
 // each step: a Create that never comes leaves nothing that `shim delete`
@@ -34,17 +35,22 @@ type early struct {
 
 // startEarly begins, in the background, the storage setup of the
 // container of bundle, whose spec and config were read ahead, if its class
-// has disk scratch. A pod's sandbox has none of its pod's storage.
+// has disk scratch, and takes its cluster locks. A pod's sandbox has none
+// of its pod's storage.
 func (s *storage) startEarly(ctx context.Context, bundle string, spec *bundleSpec, cfg *config.Config) {
 	ns, ok := namespaces.Namespace(ctx)
 	if !ok || spec.Annotations[criContainerType] == "sandbox" {
 		return
 	}
 	class, err := resolveClass(cfg, spec.Annotations)
-	if err != nil || !hasDiskScratch(class) {
-		return // Create says why, if it is wrong
+	if err != nil {
+		return // Create says why
 	}
 	c := &container{namespace: ns, id: filepath.Base(bundle), bundle: bundle, spec: spec.Spec}
+	s.startEarlyLocks(c, cfg, class)
+	if !hasDiskScratch(class) {
+		return
+	}
 	e := &early{ns: ns, id: c.id, cfg: cfg, class: class, done: make(chan struct{})}
 	s.mu.Lock()
 	s.early = e
@@ -76,10 +82,11 @@ func (s *storage) takeEarly(ctx context.Context, req *setupRequest) *setupRun {
 	}, c)
 }
 
-// dropEarly undoes the setup begun early, if any is left: for a Create
-// that failed before its setup.
+// dropEarly undoes the setup begun early, if any is left, and releases
+// the cluster locks taken ahead: for a Create that failed before its setup.
 func (s *storage) dropEarly(ctx context.Context) {
 	s.takeEarlyIf(ctx, func(*early) bool { return false }, nil)
+	s.cluster.dropEarly()
 }
 
 func (s *storage) takeEarlyIf(ctx context.Context, ok func(*early) bool, c *container) *setupRun {

@@ -1,18 +1,25 @@
-// Package hold is the pipe between a shim and the process that holds a
-// cluster volume's lock for it, `persistctl cluster hold`: the shim's side
-// (Start, Alive, Release) and the messages both sides write.
+// Package hold is the pipe between a shim and the node's cluster agent,
+// `persistctl cluster agent`, which holds cluster volumes' locks for the
+// shims: the shim's side (Start, Alive, Release), how it finds or starts
+// the agent, and the messages both sides write.
 //
-// The holder dials etcd, takes the lock, keeps its lease alive and fences by
-// itself; the shim never links the etcd client, which would add to the start
-// of every shim, cluster or not. This package must not import etcd, nor
+// The agent dials etcd, takes the locks, keeps their leases alive and
+// fences by itself; the shim never links the etcd client, which would add
+// to the start of every shim, cluster or not. One agent serves every shim
+// of a state dir, on a unix socket in it: it keeps its connection to etcd
+// and a lease granted ahead, so that a lock costs one etcd transaction, not
+// a process, a dial and a grant. This package must not import etcd, nor
 // package cluster, which does.
 //
-// The shim writes a Request as the holder's first line of stdin, then
-// "alive" or "release" lines; the holder answers each with one Message line
-// on its stdout, the first being the lock's fencing token or why it was
-// refused. A Message with Fenced set comes unasked, when the holder fenced
-// itself; the holder then ends. The holder takes the end of its stdin
-// without "release" as the shim's death, and fences.
+// Each volume's lock is one connection to the agent. The shim writes a
+// Request as its first line, then "alive" or "release" lines; the agent
+// answers each with one Message line, the first being the lock's fencing
+// token or why it was refused. A Message with Fenced set comes unasked, when
+// the agent fenced the lock; the connection then ends. The end of the
+// connection without "release" is the shim's death: if the shim asked
+// "alive", which it does right before it mounts the volume, the agent
+// fences; if it never did, nothing was mounted under the lock, and the
+// agent releases it.
 package hold
 
 import (
@@ -20,10 +27,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
+	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -34,12 +39,12 @@ var (
 	ErrHeld = errors.New("volume is held in the cluster")
 	// ErrUnreachable is returned when etcd does not answer in time.
 	ErrUnreachable = errors.New("etcd cannot be reached")
-	// ErrFenced is returned by a holder that could not renew its lease in
-	// time and fenced itself, or that ended unasked.
+	// ErrFenced is returned when the agent could not renew a lock's lease
+	// in time and fenced it, or when the lock's connection ended unasked.
 	ErrFenced = errors.New("lost the cluster lease")
 )
 
-// Request is what the shim asks its holder: take the lock of one volume,
+// Request is what the shim asks the agent: take the lock of one volume,
 // for one container.
 type Request struct {
 	// The [cluster] table.
@@ -59,13 +64,13 @@ type Request struct {
 	PID       int       `json:"pid"` // of the shim
 	Since     time.Time `json:"since"`
 
-	// What the holder stops when it fences: the container whose bundle
+	// What the agent stops when it fences: the container whose bundle
 	// holds init.pid, and the volume's mount on this host.
 	Bundle string `json:"bundle"`
 	Mount  string `json:"mount"`
 }
 
-// Message is one line of the holder's answer.
+// Message is one line of the agent's answer.
 type Message struct {
 	Token    int64 `json:"token,omitempty"` // the lock is taken: its fencing token
 	Alive    bool  `json:"alive,omitempty"`
@@ -74,7 +79,7 @@ type Message struct {
 	Error   string   `json:"error,omitempty"`
 	Classes []string `json:"classes,omitempty"` // of Error: errors.Is works on the shim's side
 
-	// Fenced says why the holder fenced; FenceError what it could not
+	// Fenced says why the agent fenced; FenceError what it could not
 	// stop, and Left how long before the lease's deadline it was done.
 	Fenced     string        `json:"fenced,omitempty"`
 	FenceError string        `json:"fence_error,omitempty"`
@@ -106,7 +111,7 @@ func ErrorMessage(err error) Message {
 	return m
 }
 
-// remoteError is an error that the holder sent: its text, and its classes.
+// remoteError is an error that the agent sent: its text, and its classes.
 type remoteError struct {
 	msg     string
 	classes []error
@@ -131,18 +136,17 @@ func (m Message) Err() error {
 	return e
 }
 
-// Process is a running holder, as the shim sees it.
+// Process is one volume's lock held by the agent, as the shim sees it.
 type Process struct {
-	Token int64 // of the lock it holds
+	Token int64 // of the lock
 
 	wait    time.Duration // for an answer
-	cmd     *exec.Cmd
+	conn    net.Conn
 	mu      sync.Mutex // one question at a time
-	in      *os.File
 	replies chan Message
-	done    chan struct{} // its output ended
+	done    chan struct{} // the agent's answers ended
 
-	// lostOnce is taken by Release, or by the end of the holder's output
+	// lostOnce is taken by Release, or by the end of the agent's answers
 	// when it was not released: lost is called only then.
 	lostOnce sync.Once
 	lost     bool // it was lost (or refused): set before done is closed
@@ -151,49 +155,31 @@ type Process struct {
 	onLost   func(error, Message) // set once the lock is held
 }
 
-// Start runs bin (persistctl) as the holder of req's lock, and returns once
-// it holds it; else the error says why (the holding node, or that etcd
-// cannot be reached). lost is called once, in its own goroutine, if the
-// holder fences or ends without being released: the container must stop.
-func Start(bin string, req Request, lost func(why error, m Message)) (_ *Process, retErr error) {
+// Start has the agent at socket take req's lock, starting the agent with
+// bin (persistctl) if none serves there, and returns once the lock is
+// held; else the error says why (the holding node, or that etcd cannot be
+// reached). lost is called once, in its own goroutine, if the agent fences
+// the lock or its connection ends without a release: the container must
+// stop.
+func Start(bin, socket string, req Request, lost func(why error, m Message)) (_ *Process, retErr error) {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	inR, inW, err := os.Pipe()
+	conn, err := Connect(bin, socket)
 	if err != nil {
 		return nil, err
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		return nil, err
-	}
-	cmd := exec.Command(bin, "cluster", "hold")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, os.Stderr
-	// Its own session: what is sent to the shim's group is not for it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	inR.Close()
-	outW.Close()
-	if err != nil {
-		inW.Close()
-		outR.Close()
-		return nil, fmt.Errorf("start the cluster lock holder %s: %w", bin, err)
-	}
-	// A shim's reaper may reap it first: Wait's error says nothing.
-	go cmd.Wait()
 	p := &Process{
-		// Its calls to etcd are bounded: dial, grant and lock take at
-		// most three of min(5 s, TTL/3).
+		// Its calls to etcd are bounded: grant and lock take at most
+		// two of min(5 s, TTL/3).
 		wait: req.TTL + 5*time.Second,
-		cmd:  cmd, in: inW, replies: make(chan Message, 4), done: make(chan struct{}),
+		conn: conn, replies: make(chan Message, 4), done: make(chan struct{}),
 	}
-	go p.read(outR)
+	go p.read()
 	defer func() {
 		if retErr != nil {
-			p.in.Close() // it ends on its own
+			p.conn.Close() // the agent releases what it may have taken
 			<-p.done
 		}
 	}()
@@ -202,17 +188,16 @@ func Start(bin string, req Request, lost func(why error, m Message)) (_ *Process
 		return nil, err
 	}
 	p.Token = m.Token
-	// Armed only now: a holder that refused the lock, and ends, stops
-	// nothing. One that ends before this is seen by the next question.
+	// Armed only now: a lock that was refused stops nothing. An agent
+	// that ends before this is seen by the next question.
 	p.armMu.Lock()
 	p.onLost = lost
 	p.armMu.Unlock()
 	return p, nil
 }
 
-// read routes the holder's messages until its output ends.
-func (p *Process) read(out *os.File) {
-	defer out.Close()
+// read routes the agent's messages until its answers end.
+func (p *Process) read() {
 	lose := func(why error, m Message) {
 		p.lostOnce.Do(func() {
 			p.lost = true
@@ -224,21 +209,21 @@ func (p *Process) read(out *os.File) {
 			}
 		})
 	}
-	sc := bufio.NewScanner(out)
+	sc := bufio.NewScanner(p.conn)
 	for sc.Scan() {
 		var m Message
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			continue // not of the protocol
 		}
 		if m.Fenced != "" {
-			// At once: the holder may still try to revoke its lease.
+			// At once: the agent may still try to revoke its lease.
 			lose(Message{Error: m.Fenced, Classes: []string{"fenced"}}.Err(), m)
 			continue
 		}
 		p.replies <- m
 	}
 	close(p.replies)
-	lose(fmt.Errorf("%w: its holder (persistctl cluster hold, pid %d) ended", ErrFenced, p.cmd.Process.Pid), Message{})
+	lose(fmt.Errorf("%w: the cluster agent (persistctl cluster agent) closed the lock's connection", ErrFenced), Message{})
 	close(p.done)
 }
 
@@ -246,20 +231,20 @@ func (p *Process) read(out *os.File) {
 func (p *Process) ask(line []byte) (Message, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, err := p.in.Write(line); err != nil {
-		return Message{}, fmt.Errorf("%w: %w: the cluster lock holder is gone: %w", errdefs.ErrUnavailable, ErrFenced, err)
+	if _, err := p.conn.Write(line); err != nil {
+		return Message{}, fmt.Errorf("%w: %w: the cluster agent is gone: %w", errdefs.ErrUnavailable, ErrFenced, err)
 	}
 	t := time.NewTimer(p.wait)
 	defer t.Stop()
 	select {
 	case m, ok := <-p.replies:
 		if !ok {
-			return m, fmt.Errorf("%w: %w: the cluster lock holder ended without an answer; its errors are in the shim's log", errdefs.ErrUnavailable, ErrFenced)
+			return m, fmt.Errorf("%w: %w: the cluster agent closed the lock's connection without an answer; its errors are in %s", errdefs.ErrUnavailable, ErrFenced, LogFile)
 		}
 		return m, m.Err()
 	case <-t.C:
-		p.cmd.Process.Kill()
-		return Message{}, fmt.Errorf("%w: the cluster lock holder did not answer within %s; killed it", errdefs.ErrUnavailable, p.wait)
+		p.conn.Close()
+		return Message{}, fmt.Errorf("%w: the cluster agent did not answer within %s; dropped the lock's connection", errdefs.ErrUnavailable, p.wait)
 	}
 }
 
@@ -270,21 +255,34 @@ func (p *Process) Alive() error {
 	return err
 }
 
-// Release has the holder unlock the volume, which must be unmounted here
+// Release has the agent unlock the volume, which must be unmounted here
 // already, and waits until it has (or, etcd away, gave up: the lock then
 // goes when its lease expires).
 func (p *Process) Release() error {
+	return p.release(true)
+}
+
+// ReleaseAsync has the agent unlock the volume, which must be unmounted
+// here already, and returns once it is asked: the agent logs what it could
+// not do. A shim's delete does not wait for etcd.
+func (p *Process) ReleaseAsync() {
+	p.release(false)
+}
+
+func (p *Process) release(wait bool) error {
 	p.relMu.Lock()
 	defer p.relMu.Unlock()
 	p.lostOnce.Do(func() {})
+	defer p.conn.Close()
 	if p.lost {
-		p.in.Close()
 		return nil // it fenced, or ended, already
 	}
+	if !wait {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		_, err := p.conn.Write([]byte("release\n"))
+		return err
+	}
 	_, err := p.ask([]byte("release\n"))
-	p.in.Close()
 	return err
 }
-
-// Pid is the holder's process ID.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }

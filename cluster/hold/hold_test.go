@@ -5,27 +5,40 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
 )
 
-// fakeEnv makes this test binary a fake holder, doing what it names.
-const fakeEnv = "HOLD_TEST_FAKE"
+// agentEnv makes this test binary, run by Connect as
+// `<bin> cluster agent --socket S`, a fake agent that serves one lock.
+const agentEnv = "HOLD_TEST_AGENT"
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(fakeEnv); mode != "" {
-		fakeHolder(mode)
+	if os.Getenv(agentEnv) != "" {
+		l, err := net.Listen("unix", os.Args[len(os.Args)-1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		conn, err := l.Accept()
+		if err == nil {
+			fakeAgent(conn, "serve")
+		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
-func fakeHolder(mode string) {
-	in := bufio.NewScanner(os.Stdin)
-	out := json.NewEncoder(os.Stdout)
+// fakeAgent answers one lock's connection as mode says.
+func fakeAgent(conn net.Conn, mode string) {
+	defer conn.Close()
+	in := bufio.NewScanner(conn)
+	out := json.NewEncoder(conn)
 	in.Scan() // the request
 	switch mode {
 	case "refuse":
@@ -53,23 +66,60 @@ func fakeHolder(mode string) {
 	}
 }
 
-// start runs this test binary as a fake holder doing mode; lost receives
-// what lost is called with.
+// start has a fake agent in this process, doing mode, take a lock; lost
+// receives what lost is called with.
 func start(t *testing.T, mode string) (*Process, chan error, error) {
 	t.Helper()
-	t.Setenv(fakeEnv, mode)
-	bin, err := os.Executable()
+	socket := filepath.Join(t.TempDir(), Socket)
+	l, err := net.Listen("unix", socket)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		if conn, err := l.Accept(); err == nil {
+			fakeAgent(conn, mode)
+		}
+	}()
 	lost := make(chan error, 1)
-	p, err := Start(bin, Request{Node: "node-b"}, func(why error, m Message) {
+	p, err := Start("/nonexistent/persistctl", socket, Request{Node: "node-b"}, func(why error, m Message) {
 		if m.Fenced != "" {
 			why = fmt.Errorf("%w (reported)", why)
 		}
 		lost <- why
 	})
 	return p, lost, err
+}
+
+// With no agent serving the socket, Start starts one, and waits for it.
+func TestStartStartsTheAgent(t *testing.T) {
+	t.Setenv(agentEnv, "1")
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p, err := Start(bin, filepath.Join(dir, Socket), Request{Node: "node-b"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Token != 7 {
+		t.Errorf("token %d", p.Token)
+	}
+	if err := p.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, LogFile)); err != nil {
+		t.Errorf("the agent's log: %v", err)
+	}
+}
+
+// An agent that cannot be started says so, naming the binary.
+func TestStartWithoutAnAgent(t *testing.T) {
+	_, err := Start("/nonexistent/persistctl", filepath.Join(t.TempDir(), Socket), Request{Node: "node-b"}, nil)
+	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "/nonexistent/persistctl") {
+		t.Fatalf("start without persistctl: %v", err)
+	}
 }
 
 // A refusal keeps its text and its classes across the pipe.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -36,10 +37,14 @@ func clusterCommand() *cli.Command {
 		Flags:  []cli.Flag{jsonFlag},
 		Action: clusterShow,
 		Subcommands: []*cli.Command{{
-			Name:   "hold",
-			Hidden: true, // run by the shim, one per cluster volume it attaches
-			Usage:  "hold a cluster volume's etcd lock for the shim, and stop its container when the lease or the shim is lost",
-			Action: clusterHold,
+			Name:   "agent",
+			Hidden: true, // started by the shim, one per state dir
+			Usage:  "hold cluster volumes' etcd locks for the shims, and stop a container when its lease or its shim is lost",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "socket", Required: true, Usage: "serve the shims on this unix socket"},
+				&cli.DurationFlag{Name: "idle", Value: agentIdle, Usage: "exit once no lock has been held for this long"},
+			},
+			Action: clusterAgent,
 		}},
 	}
 }
@@ -163,46 +168,88 @@ func holderKey(ns, tenant, name string) string {
 	return ns + "/" + tenant + "/" + name
 }
 
-// clusterHold is run by the shim beside each cluster volume it attaches,
-// with a pipe from the shim as stdin and one to it as stdout (package
-// cluster/hold): it takes the volume's lock in etcd and keeps its lease
-// alive, so that the shim never links the etcd client. It stops the
-// container (its init is killed) and syncs and unmounts the volume when the
-// lease cannot be renewed in time, or when the shim ends without a release
-// (it died, maybe with containerd, while the container lives on): the lease
-// then ends without them, and another node may take the volume, which must
-// not find it still written here.
-func clusterHold(c *cli.Context) error {
-	signal.Ignore(unix.SIGPIPE) // a shim that is gone reads nothing; its pipe must not cut a fence short
-	err := cluster.Hold(os.Stdin, os.Stdout, func(req hold.Request) cluster.Stop { return holdStop(c, req) })
+// agentIdle is how long the cluster agent outlives the last lock it held:
+// a node that starts cluster containers now and then keeps its connection
+// to etcd, and a lease granted ahead.
+const agentIdle = 10 * time.Minute
+
+// clusterAgent is started by the first shim of a state dir that attaches a
+// cluster volume, and serves every shim of it (package cluster/hold): it
+// takes the volumes' locks in etcd and keeps their leases alive, so that
+// the shim never links the etcd client. It stops a container (its init is
+// killed) and syncs and unmounts its volume when the lease cannot be
+// renewed in time, or when the shim ends without a release (it died, maybe
+// with containerd, while the container lives on): the lease then ends
+// without them, and another node may take the volume, which must not find
+// it still written here.
+//
+// One agent serves a socket: the one that holds the lock file. Another
+// waits for it, and exits if it still serves; one that closes (idle)
+// removes its socket before it lets go of the lock file.
+func clusterAgent(c *cli.Context) error {
+	signal.Ignore(unix.SIGPIPE) // a shim that is gone reads nothing; its connection must not cut a fence short
+	sock := c.String("socket")
+	lf, err := os.OpenFile(filepath.Join(filepath.Dir(sock), hold.LockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		// Told already: to the shim, which returns or logs it, or by the
-		// fence's own line below.
-		return cli.Exit("", 1)
+		return err
+	}
+	defer lf.Close()
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", lf.Name(), err)
+	}
+	if conn, err := net.Dial("unix", sock); err == nil {
+		conn.Close()
+		return nil // another agent serves
+	}
+	if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	l, err := net.Listen("unix", sock) // closing it removes it
+	if err != nil {
+		return fmt.Errorf("cluster agent: %w", err)
+	}
+	lf.Truncate(0)
+	fmt.Fprintf(lf, "%d\n", os.Getpid())
+	a := cluster.NewAgent(func(ctx context.Context, req hold.Request) cluster.Stop { return holdStop(ctx, c, req) }, c.App.ErrWriter)
+	err = a.Serve(l, c.Duration("idle"))
+	a.Close()
+	lf.Truncate(0)
+	if err != nil {
+		return fmt.Errorf("cluster agent: %w", err)
 	}
 	return nil
 }
 
-// holdStop is how a holder stops the container of req and unmounts its
-// volume: the container's init is watched for from now on.
-func holdStop(c *cli.Context, req hold.Request) cluster.Stop {
+// holdStop is how the agent stops the container of req and unmounts its
+// volume: the container's init is watched for from now on, until ctx ends
+// with the lock.
+func holdStop(ctx context.Context, c *cli.Context, req hold.Request) cluster.Stop {
 	initPID := filepath.Join(req.Bundle, "init.pid")
 	// A pidfd, once the container's init is known, kills that process and
 	// no other that reuses its PID later.
-	pidfd := make(chan int, 1)
+	pidfd := make(chan int, 1) // -1 when it is not known
 	stopWatch := make(chan struct{})
 	go func() {
-		for {
-			if fd, err := openInit(initPID); err == nil {
-				pidfd <- fd
-				return
+		fd := -1
+		defer func() { pidfd <- fd }()
+		for fd < 0 {
+			if f, err := openInit(initPID); err == nil {
+				fd = f
+				break
 			}
 			select {
 			case <-stopWatch:
-				pidfd <- -1
+				return
+			case <-ctx.Done():
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
+		}
+		select {
+		case <-stopWatch:
+		case <-ctx.Done(): // the lock is released: its container is not stopped
+			unix.Close(fd)
+			fd = -1
 		}
 	}()
 	return func(why error, deadline time.Time) error {
@@ -210,6 +257,9 @@ func holdStop(c *cli.Context, req hold.Request) cluster.Stop {
 		fd := <-pidfd
 		if fd < 0 {
 			fd, _ = openInit(initPID)
+		}
+		if fd >= 0 {
+			defer unix.Close(fd)
 		}
 		start := time.Now()
 		var errs []error
@@ -230,8 +280,8 @@ func holdStop(c *cli.Context, req hold.Request) cluster.Stop {
 			errs = append(errs, err)
 		}
 		err := errors.Join(errs...)
-		fmt.Fprintf(c.App.ErrWriter, "persistctl cluster hold: fence: %v: killed the container of %s and unmounted %s in %s, %s before the lease's deadline; errors: %v\n",
-			why, req.Bundle, req.Mount, time.Since(start).Round(time.Millisecond), time.Until(deadline).Round(time.Millisecond), err)
+		fmt.Fprintf(c.App.ErrWriter, "%s persistctl cluster agent: fence: %v: killed the container of %s and unmounted %s in %s, %s before the lease's deadline; errors: %v\n",
+			time.Now().UTC().Format(time.RFC3339Nano), why, req.Bundle, req.Mount, time.Since(start).Round(time.Millisecond), time.Until(deadline).Round(time.Millisecond), err)
 		return err
 	}
 }
