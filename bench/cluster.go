@@ -12,6 +12,7 @@ import (
 	"github.com/containerd-persist/containerd-persist/cluster"
 	"github.com/containerd-persist/containerd-persist/cluster/hold"
 	"github.com/containerd-persist/containerd-persist/internal/etcdtest"
+	"github.com/containerd-persist/containerd-persist/metrics/timings"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
@@ -26,6 +27,14 @@ type clusterResult struct {
 	// interval.
 	Added   float64    `json:"added_ms"`
 	AddedCI [2]float64 `json:"added_ms_ci95"`
+	// SetupAdded and TeardownAdded are the same differences in the
+	// shim's own record of each container's storage setup and teardown
+	// (persistctl metrics): what the lock adds to the shim's part of the
+	// start and of the delete, with less of the machine's noise.
+	SetupAdded      float64    `json:"setup_added_ms"`
+	SetupAddedCI    [2]float64 `json:"setup_added_ms_ci95"`
+	TeardownAdded   float64    `json:"teardown_added_ms"`
+	TeardownAddedCI [2]float64 `json:"teardown_added_ms_ci95"`
 	// Lock is the cluster lock's work, timed as the shim does it: have
 	// the node's agent (persistctl cluster agent, already running) lock,
 	// on a lease it granted ahead; record the fencing token; ask the
@@ -144,6 +153,9 @@ func benchCluster(ctx context.Context, e *env, r *results) error {
 	}
 	res := &clusterResult{Local: newSeries(local), Cluster: newSeries(clustered)}
 	res.Added, res.AddedCI = medianCI(added)
+	if err := res.shimAdded(filepath.Join(dir, "state"), e.o.Warmup); err != nil {
+		return err
+	}
 	if res.Lock, res.Release, res.AgentStart, err = lockCycles(filepath.Join(e.o.Bin, "persistctl"), srv.Endpoint, dir, e.o.Runs); err != nil {
 		return err
 	}
@@ -151,6 +163,35 @@ func benchCluster(ctx context.Context, e *env, r *results) error {
 		return err
 	}
 	r.Cluster = res
+	return nil
+}
+
+// shimAdded reads the shim's records of the rounds' setups and teardowns,
+// and pairs them by round as the start-to-exit times are.
+func (res *clusterResult) shimAdded(stateDir string, warmup int) error {
+	records, err := timings.Read(stateDir)
+	if err != nil {
+		return err
+	}
+	ms := map[string]float64{} // by op and container: the first record of each
+	for _, r := range records {
+		if k := r.Op + " " + r.Container; ms[k] == 0 {
+			ms[k] = r.Seconds * 1000
+		}
+	}
+	var setup, teardown []float64
+	for i := warmup; ; i++ {
+		l, c := fmt.Sprintf("cluster-local-%d", i), fmt.Sprintf("cluster-cluster-%d", i)
+		ls, lok := ms[timings.Setup+" "+l]
+		cs, cok := ms[timings.Setup+" "+c]
+		if !lok || !cok {
+			break
+		}
+		setup = append(setup, cs-ls)
+		teardown = append(teardown, ms[timings.Teardown+" "+c]-ms[timings.Teardown+" "+l])
+	}
+	res.SetupAdded, res.SetupAddedCI = medianCI(setup)
+	res.TeardownAdded, res.TeardownAddedCI = medianCI(teardown)
 	return nil
 }
 
@@ -238,4 +279,11 @@ func (r *results) printCluster(w io.Writer) {
 	fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|--:|--:|")
 	fmt.Fprintf(w, "| %.1f | %.1f | %.2f (%.2f to %.2f) | < 3 | %.2f | %.1f | %.2f | %.2f |\n",
 		c.Local.Median, c.Cluster.Median, c.Added, c.AddedCI[0], c.AddedCI[1], c.Lock.Median, c.AgentStart, c.Etcd.Median, c.Release.Median)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The shim's own record of each container's storage setup and teardown, cluster less local, paired by round:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| setup added ms (95% CI) | teardown added ms (95% CI) |")
+	fmt.Fprintln(w, "|--:|--:|")
+	fmt.Fprintf(w, "| %.2f (%.2f to %.2f) | %.2f (%.2f to %.2f) |\n",
+		c.SetupAdded, c.SetupAddedCI[0], c.SetupAddedCI[1], c.TeardownAdded, c.TeardownAddedCI[0], c.TeardownAddedCI[1])
 }

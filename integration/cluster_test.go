@@ -486,6 +486,9 @@ func TestClusterFence(t *testing.T) {
 	} else {
 		t.Log(agentLog[i : i+strings.IndexByte(agentLog[i:]+"\n", '\n')])
 	}
+	// And persistctl metrics counts it.
+	mustContain(t, cc.persistctl(cc.a, "metrics"),
+		`persist_cluster_fence_events_total{backend="shared",namespace="persist-cluster",outcome="stopped",tenant="",volume="db"} 1`)
 	log := cc.a.d.Log()
 	i := strings.Index(log, `msg="fence: `)
 	line := log[strings.LastIndexByte(log[:i], '\n')+1:]

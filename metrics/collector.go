@@ -87,13 +87,14 @@ var (
 	famLeftovers   = newFamily("persist_gc_leftovers", "Leftovers of dead containers that persistctl gc would remove, by kind.", dto.MetricType_GAUGE, "kind")
 	famSetup       = newFamily("persist_shim_setup_duration_seconds", "Time the shim took to set up a container's storage, by class.", dto.MetricType_HISTOGRAM, "class")
 	famTeardown    = newFamily("persist_shim_teardown_duration_seconds", "Time the shim took to release a container's storage.", dto.MetricType_HISTOGRAM)
+	famFences      = newFamily("persist_cluster_fence_events_total", "Cluster locks fenced on this node: the container stopped and the volume unmounted because the lease could not be renewed or the shim died; outcome is stopped, late (after the lease's deadline) or failed.", dto.MetricType_COUNTER, "namespace", "tenant", "volume", "backend", "outcome")
 	famErrors      = newFamily("persist_scrape_errors", "Volumes and scratch areas whose figures could not be read in this scrape.", dto.MetricType_GAUGE)
 )
 
 // families are all the families, sorted by name as a scrape shows them.
 var families = func() []*family {
 	fs := []*family{famCapacity, famAvailable, famUsed, famInodes, famInodesFree, famInodesUsed,
-		famAttached, famLastAttach, famScratchCap, famScratchUsed, famScratchAv, famLeftovers, famSetup, famTeardown, famErrors}
+		famAttached, famLastAttach, famScratchCap, famScratchUsed, famScratchAv, famLeftovers, famSetup, famTeardown, famFences, famErrors}
 	slices.SortFunc(fs, func(a, b *family) int { return strings.Compare(a.name, b.name) })
 	return fs
 }()
@@ -137,6 +138,7 @@ func (h *histogram) observe(v float64) {
 func collectTimings(records []timings.Record, s *scrape) {
 	setup := map[string]*histogram{}
 	teardown := newHistogram()
+	fences := map[[5]string]float64{}
 	for _, r := range records {
 		switch r.Op {
 		case timings.Setup:
@@ -148,7 +150,12 @@ func collectTimings(records []timings.Record, s *scrape) {
 			h.observe(r.Seconds)
 		case timings.Teardown:
 			teardown.observe(r.Seconds)
+		case timings.Fence:
+			fences[[5]string{r.Namespace, r.Tenant, r.Volume, r.Backend, r.Outcome}]++
 		}
+	}
+	for l, n := range fences {
+		s.add(famFences, prometheus.MustNewConstMetric(famFences.desc, prometheus.CounterValue, n, l[:]...))
 	}
 	for class, h := range setup {
 		s.add(famSetup, prometheus.MustNewConstHistogram(famSetup.desc, h.count, h.sum, h.buckets, class))

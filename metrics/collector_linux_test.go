@@ -82,6 +82,8 @@ func values(t testing.TB, c prometheus.Collector) map[string]float64 {
 			switch mf.GetType() {
 			case dto.MetricType_GAUGE:
 				out[key] = m.GetGauge().GetValue()
+			case dto.MetricType_COUNTER:
+				out[key] = m.GetCounter().GetValue()
 			case dto.MetricType_HISTOGRAM:
 				out[key+"_count"] = float64(m.GetHistogram().GetSampleCount())
 				out[key+"_sum"] = m.GetHistogram().GetSampleSum()
@@ -107,6 +109,8 @@ func TestCollect(t *testing.T) {
 		{Op: timings.Setup, Namespace: "default", Container: "a", Class: "web", Seconds: 0.02},
 		{Op: timings.Setup, Namespace: "default", Container: "b", Class: "web", Seconds: 0.3},
 		{Op: timings.Teardown, Namespace: "default", Container: "a", Seconds: 0.01},
+		{Op: timings.Fence, Namespace: "default", Container: "c", Volume: "pg", Backend: "shared", Outcome: timings.Stopped, Seconds: 0.02},
+		{Op: timings.Fence, Namespace: "default", Container: "d", Volume: "pg", Backend: "shared", Outcome: timings.Stopped, Seconds: 0.03},
 	} {
 		if err := timings.Append(f.state, r); err != nil {
 			t.Fatal(err)
@@ -147,6 +151,9 @@ func TestCollect(t *testing.T) {
 	}
 	if n := v["persist_shim_teardown_duration_seconds{}_count"]; n != 1 {
 		t.Errorf("teardown count %v, want 1", n)
+	}
+	if n := v["persist_cluster_fence_events_total{backend=shared,namespace=default,outcome=stopped,tenant=,volume=pg}"]; n != 2 {
+		t.Errorf("fence events %v, want 2: %v", n, v)
 	}
 	if n := v["persist_gc_leftovers{kind=scratch}"]; n != 0 {
 		t.Errorf("leftovers %v, want 0", n)

@@ -137,7 +137,7 @@ type written struct {
 func (w written) Desc() *prometheus.Desc { return w.desc }
 
 func (w written) Write(out *dto.Metric) error {
-	out.Label, out.Gauge, out.Histogram = w.m.Label, w.m.Gauge, w.m.Histogram
+	out.Label, out.Gauge, out.Counter, out.Histogram = w.m.Label, w.m.Gauge, w.m.Counter, w.m.Histogram
 	return nil
 }
 

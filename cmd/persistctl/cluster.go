@@ -24,6 +24,7 @@ import (
 	"github.com/containerd-persist/containerd-persist/cluster/hold"
 	"github.com/containerd-persist/containerd-persist/config"
 	"github.com/containerd-persist/containerd-persist/host"
+	"github.com/containerd-persist/containerd-persist/metrics/timings"
 	"github.com/containerd-persist/containerd-persist/state"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
@@ -280,9 +281,32 @@ func holdStop(ctx context.Context, c *cli.Context, req hold.Request) cluster.Sto
 			errs = append(errs, err)
 		}
 		err := errors.Join(errs...)
+		left := time.Until(deadline)
 		fmt.Fprintf(c.App.ErrWriter, "%s persistctl cluster agent: fence: %v: killed the container of %s and unmounted %s in %s, %s before the lease's deadline; errors: %v\n",
-			time.Now().UTC().Format(time.RFC3339Nano), why, req.Bundle, req.Mount, time.Since(start).Round(time.Millisecond), time.Until(deadline).Round(time.Millisecond), err)
+			time.Now().UTC().Format(time.RFC3339Nano), why, req.Bundle, req.Mount, time.Since(start).Round(time.Millisecond), left.Round(time.Millisecond), err)
+		recordFence(c, req, time.Since(start), left, err)
 		return err
+	}
+}
+
+// recordFence records a fence for persistctl metrics, in the state dir
+// whose agent this is: its socket is <state_dir>/cluster/agent.sock.
+func recordFence(c *cli.Context, req hold.Request, took, left time.Duration, err error) {
+	sock := c.String("socket")
+	stateDir := filepath.Dir(filepath.Dir(sock))
+	if state.Dir(stateDir).Cluster() != filepath.Dir(sock) {
+		return // an agent of a socket elsewhere: no state dir to record in
+	}
+	r := timings.Record{Op: timings.Fence, Namespace: req.Namespace, Container: req.Container, Seconds: took.Seconds(),
+		Tenant: req.Tenant, Volume: req.Volume, Backend: req.Backend, Outcome: timings.Stopped}
+	switch {
+	case err != nil:
+		r.Outcome = timings.Failed
+	case left <= 0:
+		r.Outcome = timings.Late
+	}
+	if err := timings.Append(stateDir, r); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "%s persistctl cluster agent: record the fence for metrics: %v\n", time.Now().UTC().Format(time.RFC3339Nano), err)
 	}
 }
 

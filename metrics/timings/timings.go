@@ -1,7 +1,8 @@
 //go:build linux
 
 // Package timings keeps the shim's record of how long containers' storage
-// setup and teardown took, for persistctl metrics to aggregate.
+// setup and teardown took, and the cluster agent's record of its fences,
+// for persistctl metrics to aggregate.
 //
 // The shim appends one JSON line per container and operation to
 // <state_dir>/metrics/timings.jsonl with O_APPEND and no fsync, off the
@@ -34,6 +35,16 @@ import (
 const (
 	Setup    = "setup"
 	Teardown = "teardown"
+	// Fence is a cluster lock's fence: its container stopped and its
+	// volume unmounted, because the lease or the shim was lost.
+	Fence = "fence"
+)
+
+// Outcomes of a fence.
+const (
+	Stopped = "stopped" // in time
+	Late    = "late"    // after the lease's deadline
+	Failed  = "failed"  // something could not be stopped or unmounted
 )
 
 // MaxSize is the size past which the record file is rotated: about 8,000
@@ -51,6 +62,12 @@ type Record struct {
 	// under <state_dir>/scratch/<namespace>/<container>/<i> are named by
 	// their index i.
 	Scratch []string `json:"scratch,omitempty"`
+
+	// A fence's volume, and its outcome.
+	Tenant  string `json:"tenant,omitempty"`
+	Volume  string `json:"volume,omitempty"`
+	Backend string `json:"backend,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Path is the record file of a state dir.
