@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/containerd-persist/containerd-persist/volumes"
@@ -21,22 +18,18 @@ import (
 // containerd's API protos, rather than with containerd's generated API
 // packages: their package init registers their descriptors in every exec of
 // the shim, three per container, and allocates enough that `shim start`
-// and `shim delete` collected garbage on the way.
+// and `shim delete` collected garbage on the way. They go over wireConn,
+// not grpc's client (see there).
 func imageOf(ctx context.Context, address, namespace, id string) (volumes.Image, error) {
 	if address == "" {
 		return volumes.Image{}, fmt.Errorf("containerd's address is unknown")
 	}
-	conn, err := grpc.NewClient("unix://"+address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := dialWire(ctx, address, namespace)
 	if err != nil {
-		return volumes.Image{}, err
+		return volumes.Image{}, fmt.Errorf("connect to containerd: %w", err)
 	}
 	defer conn.Close()
-	ctx = namespaces.WithNamespace(ctx, namespace)
-	call := func(method string, req []byte) ([]byte, error) {
-		var resp []byte
-		err := conn.Invoke(ctx, method, &req, &resp, grpc.ForceCodec(wireCodec{}))
-		return resp, err
-	}
+	call := conn.call
 
 	// containerd.services.containers.v1.Containers/Get: GetContainerRequest
 	// {string id = 1} returns GetContainerResponse {Container container = 1},
@@ -61,19 +54,6 @@ func imageOf(ctx context.Context, address, namespace, id string) (volumes.Image,
 	}
 	return volumes.Image{Name: image, ChainID: string(field(field(resp, 1), 2))}, nil
 }
-
-// wireCodec sends and receives messages as their wire bytes, which imageOf
-// encodes and decodes itself.
-type wireCodec struct{}
-
-func (wireCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
-
-func (wireCodec) Unmarshal(data []byte, v any) error {
-	*v.(*[]byte) = append([]byte(nil), data...)
-	return nil
-}
-
-func (wireCodec) Name() string { return "proto" }
 
 // appendString appends string field num to a message.
 func appendString(b []byte, num protowire.Number, s string) []byte {
