@@ -27,12 +27,21 @@ type Stop func(why error, deadline time.Time) error
 // etcd transaction, not a dial and a grant. Each lock still has a lease of
 // its own, so that one lock's fence, or its shim's death, is that lock's
 // alone.
+//
+// A lock asked for ahead (by `shim start`, for the daemon it started) is
+// parked until that daemon asks for it, for at most 30 s: it is then the
+// daemon's, as if the daemon had taken it.
 type Agent struct {
 	stopFor func(context.Context, hold.Request) Stop
 	log     io.Writer // of what no shim is told: a failed release, a fence
 
-	mu    sync.Mutex
-	pools map[string]*pool // by the [cluster] table
+	mu     sync.Mutex
+	pools  map[string]*pool    // by the [cluster] table
+	parked map[string]*parking // by parkKey
+	busy   int                 // connections and parked locks
+	idle   chan struct{}       // signalled when busy drops to 0
+
+	parkFor time.Duration // how long a lock taken ahead waits for its shim
 }
 
 // NewAgent returns an agent that stops a lock's container with the Stop
@@ -40,59 +49,105 @@ type Agent struct {
 // What goes wrong with a lock after its shim stopped listening is written
 // to log.
 func NewAgent(stopFor func(context.Context, hold.Request) Stop, log io.Writer) *Agent {
-	return &Agent{stopFor: stopFor, log: log, pools: map[string]*pool{}}
+	return &Agent{stopFor: stopFor, log: log, pools: map[string]*pool{}, parked: map[string]*parking{}, idle: make(chan struct{}, 1),
+		parkFor: 30 * time.Second}
 }
 
-// Serve serves each connection that l accepts, until none has been open
-// for idle: then it closes l and returns.
-func (a *Agent) Serve(l net.Listener, idle time.Duration) error {
-	var mu sync.Mutex
-	open, closing := 0, false
-	timer := time.AfterFunc(idle, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if open == 0 {
-			closing = true
-			l.Close()
+func (a *Agent) enter() {
+	a.mu.Lock()
+	a.busy++
+	a.mu.Unlock()
+}
+
+func (a *Agent) leave() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.busy--; a.busy == 0 {
+		select {
+		case a.idle <- struct{}{}:
+		default:
 		}
-	})
-	for {
-		conn, err := l.Accept()
-		mu.Lock()
-		if closing {
-			mu.Unlock()
-			if conn != nil {
-				conn.Close() // its shim connects again, to a new agent
-			}
-			return nil
-		}
-		if err != nil {
-			mu.Unlock()
-			return err
-		}
-		open++
-		timer.Stop()
-		mu.Unlock()
-		go func() {
-			if err := a.Hold(conn, conn); err != nil && !errors.Is(err, ErrHeld) {
-				fmt.Fprintf(a.log, "%s %v\n", time.Now().UTC().Format(time.RFC3339Nano), err)
-			}
-			conn.Close()
-			mu.Lock()
-			if open--; open == 0 {
-				timer.Reset(idle)
-			}
-			mu.Unlock()
-		}()
 	}
 }
 
-// Close revokes the leases granted ahead and closes the clients.
+// Serve serves each connection that l accepts, until no connection has
+// been open and no lock parked for idle: then it closes l and returns.
+func (a *Agent) Serve(l net.Listener, idle time.Duration) error {
+	accepted := make(chan net.Conn)
+	failed := make(chan error, 1)
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				failed <- err
+				return
+			}
+			a.enter() // before Serve may look at busy again
+			accepted <- conn
+		}
+	}()
+	timer := time.NewTimer(idle)
+	defer timer.Stop()
+	for {
+		select {
+		case conn := <-accepted:
+			go func() {
+				defer a.leave()
+				if err := a.Hold(conn, conn); err != nil && !errors.Is(err, ErrHeld) {
+					a.logf("%v", err)
+				}
+				conn.Close()
+			}()
+		case err := <-failed:
+			return err
+		case <-a.idle:
+			timer.Reset(idle)
+		case <-timer.C:
+			a.mu.Lock()
+			busy := a.busy
+			a.mu.Unlock()
+			if busy > 0 {
+				timer.Reset(idle)
+				continue
+			}
+			l.Close()
+			// A connection accepted meanwhile ends unanswered: its
+			// shim connects again, to a new agent.
+			for {
+				select {
+				case conn := <-accepted:
+					conn.Close()
+					a.leave()
+				case err := <-failed:
+					if errors.Is(err, net.ErrClosed) {
+						return nil
+					}
+					return err
+				}
+			}
+		}
+	}
+}
+
+func (a *Agent) logf(format string, args ...any) {
+	fmt.Fprintf(a.log, "%s %s\n", time.Now().UTC().Format(time.RFC3339Nano), fmt.Sprintf(format, args...))
+}
+
+// Close revokes the leases granted ahead and those of parked locks, and
+// closes the clients.
 func (a *Agent) Close() {
 	a.mu.Lock()
-	pools := a.pools
-	a.pools = map[string]*pool{}
+	pools, parked := a.pools, a.parked
+	a.pools, a.parked = map[string]*pool{}, map[string]*parking{}
 	a.mu.Unlock()
+	for _, p := range parked {
+		if p.timer.Stop() {
+			<-p.done
+			if p.l != nil {
+				p.l.end()
+			}
+		}
+	}
 	for _, p := range pools {
 		p.close()
 	}
@@ -100,14 +155,18 @@ func (a *Agent) Close() {
 
 // Hold holds one volume's lock for a shim, over the connection of package
 // hold: the request and the shim's questions come from in, the answers go
-// to out. It takes the lock bound to a lease of its own, and keeps the
-// lease alive until the shim releases the lock. The stop that stopFor
-// returns for the request is called once, when it fences (the lease could
-// not be renewed in time) or when in ends without a release after the shim
-// asked "alive" (it died, and may have left the volume mounted), and then
-// returns. Only a release, a fence whose stop did all it had to, or the end
-// of a shim that never asked "alive" revokes the lease: else it expires by
-// itself, or persistctl gc releases the lock.
+// to out. It takes the lock bound to a lease of its own (or the one taken
+// ahead for the request), and keeps the lease alive until the shim
+// releases the lock. The stop that stopFor returns for the request is
+// called once, when it fences (the lease could not be renewed in time) or
+// when in ends without a release after the shim asked "alive" (it died,
+// and may have left the volume mounted), and then returns. Only a release,
+// a fence whose stop did all it had to, or the end of a shim that never
+// asked "alive" revokes the lease: else it expires by itself, or persistctl
+// gc releases the lock.
+//
+// A request marked Ahead is answered with nothing: its lock is parked for
+// the shim whose request names the same volume, container and PID.
 func (a *Agent) Hold(in io.Reader, out io.Writer) error {
 	return a.hold(in, out, a.stopFor)
 }
@@ -126,56 +185,115 @@ func (a *Agent) hold(in io.Reader, out io.Writer, stopFor func(context.Context, 
 		w.send(hold.ErrorMessage(err))
 		return err
 	}
+	if req.Ahead {
+		return a.park(req, stopFor)
+	}
+	l := a.claim(req)
+	if l == nil {
+		var err error
+		if l, err = a.take(req, stopFor); err != nil {
+			w.send(hold.ErrorMessage(err))
+			return err
+		}
+	}
+	if err := l.answerTo(w); err != nil {
+		w.send(hold.ErrorMessage(err))
+		return <-l.fenced
+	}
+	w.send(hold.Message{Token: l.lock.Token})
+	return l.serve(sc)
+}
+
+// held is one volume's lock, and what the agent does with it.
+type held struct {
+	req    hold.Request
+	key    string
+	sess   *Session
+	lock   *Lock
+	stop   Stop
+	cancel context.CancelFunc // of the stop's watch
+
+	stopOnce sync.Once
+	stopped  bool
+	fenced   chan error // once it fenced
+
+	mu sync.Mutex
+	w  *replier // where its shim listens; nil while parked
+}
+
+// take takes req's lock.
+func (a *Agent) take(req hold.Request, stopFor func(context.Context, hold.Request) Stop) (*held, error) {
 	ctx := context.Background() // each call to etcd is bounded by ConnectTimeout
 	p, err := a.pool(req)
 	if err != nil {
-		w.send(hold.ErrorMessage(err))
-		return err
+		return nil, err
 	}
-	key := p.c.Key(req.Namespace, req.Tenant, req.Volume)
-	held, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := stopFor(held, req)
-
-	var stopOnce sync.Once
-	stopped := false
-	stopNow := func(why error, deadline time.Time) (err error) {
-		stopOnce.Do(func() { stopped, err = true, stop(why, deadline) })
-		return err
+	l := &held{req: req, key: p.c.Key(req.Namespace, req.Tenant, req.Volume), fenced: make(chan error, 1)}
+	var watch context.Context
+	watch, l.cancel = context.WithCancel(ctx)
+	l.stop = stopFor(watch, req)
+	if l.sess, err = p.session(ctx, l.fence); err != nil {
+		l.cancel()
+		return nil, err
 	}
-	fenced := make(chan error, 1)
-	sess, err := p.session(ctx, func(s *Session, why error, deadline time.Time) {
-		var serr error
-		stopOnce.Do(func() { serr = stop(why, deadline) })
-		m := hold.Message{Fenced: fmt.Sprintf("%s: %v", key, why), Left: time.Until(deadline)}
-		if serr != nil {
-			m.FenceError = serr.Error()
-		}
-		w.send(m) // first: the shim releases the rest of the container's storage
-		var rerr error
-		if serr == nil {
-			// Tell etcd, if it answers; else the lease expires by itself.
-			if err := s.Close(ctx); err != nil {
-				rerr = fmt.Errorf("revoke the lost lease: %w", err)
-			}
-		}
-		fenced <- fmt.Errorf("fence: %s: %w", key, errors.Join(why, serr, rerr))
-	})
-	if err != nil {
-		w.send(hold.ErrorMessage(err))
-		return err
-	}
-	l, err := sess.Lock(ctx, key, Holder{
+	l.lock, err = l.sess.Lock(ctx, l.key, Holder{
 		Node: req.Node, Namespace: req.Namespace, Tenant: req.Tenant, Volume: req.Volume, Backend: req.Backend,
 		Container: req.Container, PID: req.PID, Since: req.Since,
 	})
 	if err != nil {
-		sess.Close(ctx)
-		w.send(hold.ErrorMessage(err))
+		l.end()
+		return nil, err
+	}
+	return l, nil
+}
+
+// answerTo makes w where l's messages go, unless its lease may be lost.
+func (l *held) answerTo(w *replier) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.sess.Alive(); err != nil {
 		return err
 	}
-	w.send(hold.Message{Token: l.Token})
+	l.w = w
+	return nil
+}
 
+// fence is l's session's fence: stop the container, tell the shim, and
+// revoke the lease if it did all it had to.
+func (l *held) fence(s *Session, why error, deadline time.Time) {
+	var serr error
+	l.stopOnce.Do(func() { l.stopped, serr = true, l.stop(why, deadline) })
+	m := hold.Message{Fenced: fmt.Sprintf("%s: %v", l.key, why), Left: time.Until(deadline)}
+	if serr != nil {
+		m.FenceError = serr.Error()
+	}
+	l.mu.Lock()
+	w := l.w
+	l.mu.Unlock()
+	if w != nil {
+		w.send(m) // first: the shim releases the rest of the container's storage
+	}
+	var rerr error
+	if serr == nil {
+		// Tell etcd, if it answers; else the lease expires by itself.
+		if err := s.Close(context.Background()); err != nil {
+			rerr = fmt.Errorf("revoke the lost lease: %w", err)
+		}
+	}
+	l.cancel()
+	l.fenced <- fmt.Errorf("fence: %s: %w", l.key, errors.Join(why, serr, rerr))
+}
+
+// end revokes l's lease, which deletes its lock: nothing was mounted under
+// it, or it is unmounted.
+func (l *held) end() error {
+	defer l.cancel()
+	return l.sess.Close(context.Background())
+}
+
+// serve answers the shim's questions until it releases the lock, ends, or
+// the lock fences.
+func (l *held) serve(sc *bufio.Scanner) error {
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
@@ -186,7 +304,7 @@ func (a *Agent) hold(in io.Reader, out io.Writer, stopFor func(context.Context, 
 	asked := false // whether the shim may have mounted the volume
 	for {
 		select {
-		case err := <-fenced:
+		case err := <-l.fenced:
 			return err
 		case line, ok := <-lines:
 			switch {
@@ -196,20 +314,25 @@ func (a *Agent) hold(in io.Reader, out io.Writer, stopFor func(context.Context, 
 				// under this lock. A shim that died before its
 				// Create, or a lock taken ahead that its Create
 				// did not use.
-				return sess.Close(ctx)
+				return l.end()
 			case !ok:
-				why := fmt.Errorf("the shim (pid %d) of container %s ended without releasing %s", req.PID, req.Container, key)
-				err := stopNow(why, sess.Deadline())
-				if !stopped {
-					return <-fenced // a fence stopped it first
+				why := fmt.Errorf("the shim (pid %d) of container %s ended without releasing %s", l.req.PID, l.req.Container, l.key)
+				var err error
+				l.stopOnce.Do(func() { l.stopped, err = true, l.stop(why, l.sess.Deadline()) })
+				if !l.stopped {
+					return <-l.fenced // a fence stopped it first
 				}
 				// Not revoked: the lease expires by itself, or
 				// persistctl gc releases the lock.
-				sess.Abandon()
+				l.sess.Abandon()
+				l.cancel()
 				return errors.Join(why, err)
 			case line == "alive":
 				asked = true
-				if err := sess.Alive(); err != nil {
+				l.mu.Lock()
+				w := l.w
+				l.mu.Unlock()
+				if err := l.sess.Alive(); err != nil {
 					w.send(hold.ErrorMessage(err))
 				} else {
 					w.send(hold.Message{Alive: true})
@@ -217,9 +340,12 @@ func (a *Agent) hold(in io.Reader, out io.Writer, stopFor func(context.Context, 
 			case line == "release":
 				// The shim unmounted the volume: revoking the lease
 				// deletes the lock.
-				if err := sess.Close(ctx); err != nil {
+				l.mu.Lock()
+				w := l.w
+				l.mu.Unlock()
+				if err := l.end(); err != nil {
 					w.send(hold.ErrorMessage(err))
-					return err
+					return fmt.Errorf("release %s: %w", l.key, err)
 				}
 				w.send(hold.Message{Released: true})
 				return nil

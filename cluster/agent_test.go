@@ -6,6 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -290,4 +294,114 @@ func (a *Agent) spare() *Session {
 		}
 	}
 	return nil
+}
+
+// holdAhead sends an ahead request to agent a, as shim start does, and
+// returns once the agent has handled it.
+func holdAhead(t *testing.T, a *Agent, endpoint, container string, pid int) {
+	t.Helper()
+	req := hold.Request{
+		Endpoints: []string{endpoint}, Node: "node-a", TTL: testTTL,
+		Namespace: "default", Volume: "db", Backend: "shared", Container: container, PID: pid, Since: time.Now(),
+		Ahead: true,
+	}
+	b, _ := json.Marshal(req)
+	var out strings.Builder
+	if err := a.Hold(strings.NewReader(string(b)+"\n"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() > 0 {
+		t.Errorf("an ahead request was answered: %s", out.String())
+	}
+}
+
+// A lock taken ahead is the shim's that names the same container and PID:
+// its request gets that lock, which held the volume meanwhile against
+// every other; one that no shim claims is released.
+func TestAgentParksLocksTakenAhead(t *testing.T) {
+	srv := startEtcd(t)
+	var stops pipeHolder
+	a := NewAgent(stops.stopFor, io.Discard)
+	t.Cleanup(a.Close)
+	holdAhead(t, a, srv.Endpoint, "a1", 1)
+	c, err := Dial(Options{Endpoints: []string{srv.Endpoint}, Node: "node-a", TTL: testTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	held, err := c.Holders(t.Context())
+	if err != nil || len(held) != 1 {
+		t.Fatalf("locks after an ahead request: %+v, %v", held, err)
+	}
+	token := held[0].Token
+
+	other := startHoldOn(t, a, srv.Endpoint, "node-a", "a2") // PID 1, another container
+	if err := other.read(t).Err(); !errors.Is(err, ErrHeld) {
+		t.Fatalf("another container while a1's lock is parked: %v", err)
+	}
+	claim := startHoldOn(t, a, srv.Endpoint, "node-a", "a1")
+	if m := claim.read(t); m.Err() != nil || m.Token != token {
+		t.Fatalf("claim: %+v, want token %d", m, token)
+	}
+	claim.send(t, "release")
+	if m := claim.read(t); !m.Released {
+		t.Fatalf("release: %+v", m)
+	}
+
+	// Unclaimed: released after parkFor.
+	a.parkFor = 100 * time.Millisecond
+	holdAhead(t, a, srv.Endpoint, "a3", 1)
+	for range 500 {
+		if held, err = c.Holders(t.Context()); err == nil && len(held) == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(held) != 0 || err != nil {
+		t.Errorf("an unclaimed lock was kept: %+v, %v", held, err)
+	}
+	if s := stops.stops(); len(s) > 0 {
+		t.Errorf("stopped containers: %v", s)
+	}
+}
+
+// An agent exits once idle, and not while it holds a lock.
+func TestAgentServesUntilIdle(t *testing.T) {
+	srv := startEtcd(t)
+	var stops pipeHolder
+	a := NewAgent(stops.stopFor, io.Discard)
+	t.Cleanup(a.Close)
+	socket := filepath.Join(t.TempDir(), hold.Socket)
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(l, 300*time.Millisecond) }()
+	p, err := hold.Start("", socket, hold.Request{
+		Endpoints: []string{srv.Endpoint}, Node: "node-a", TTL: testTTL,
+		Namespace: "default", Volume: "db", Backend: "shared", Container: "a1", PID: 1, Since: time.Now(),
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("the agent ended while it held a lock: %v", err)
+	case <-time.After(time.Second):
+	}
+	if err := p.Release(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent still serves, idle")
+	}
+	if _, err := os.Stat(socket); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the idle agent's socket: %v", err)
+	}
 }

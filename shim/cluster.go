@@ -97,15 +97,22 @@ func (a *clusterAttach) Lock() error {
 // start has the agent take the lock, starting the agent if none serves.
 func (a *clusterAttach) start() (*hold.Process, error) {
 	a.since = time.Now().UTC()
-	req := hold.Request{
+	s, jpath := a.s, a.jpath
+	return hold.Start(persistctlPath(), a.socket(), a.request(os.Getpid()), func(why error, m hold.Message) { s.cluster.fence(s, jpath, why, m) })
+}
+
+// request is the agent's request for the lock, for the shim whose PID is
+// pid.
+func (a *clusterAttach) request(pid int) hold.Request {
+	return hold.Request{
 		Endpoints: a.cfg.Etcd, CAFile: a.cfg.CAFile, CertFile: a.cfg.CertFile, KeyFile: a.cfg.KeyFile, Node: a.cfg.Node, TTL: a.cfg.TTL(),
 		Namespace: a.id.Namespace(), Tenant: a.id.Tenant(), Volume: a.id.Name(), Backend: a.backend,
-		Container: a.c.id, PID: os.Getpid(), Since: a.since,
+		Container: a.c.id, PID: pid, Since: a.since,
 		Bundle: a.c.bundle, Mount: a.mount,
 	}
-	s, jpath := a.s, a.jpath
-	return hold.Start(persistctlPath(), filepath.Join(a.stateDir, hold.Socket), req, func(why error, m hold.Message) { s.cluster.fence(s, jpath, why, m) })
 }
+
+func (a *clusterAttach) socket() string { return filepath.Join(a.stateDir, hold.Socket) }
 
 // BeforeMount records the lock's fencing token in the volume, and then asks
 // the holder whether the lease still holds: what it may have lost meanwhile

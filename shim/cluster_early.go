@@ -42,32 +42,9 @@ func earlyKey(cfg *config.Cluster, jpath, backend string, id volumes.ID) string 
 // startEarlyLocks has the agent take, in the background, the cluster locks
 // of the volumes that class gives container c.
 func (s *storage) startEarlyLocks(c *container, cfg *config.Config, class *config.Class) {
-	if cfg.Cluster == nil {
-		return
-	}
-	jpath := state.Dir(cfg.StateDir).Journal(c.namespace, c.id)
-	vars, tenant := templateVars(c.spec.Annotations, c.namespace, c.id), tenantOf(c.spec.Annotations)
-	var store *volumes.Store
 	var keys []string
-	for _, v := range class.Volumes {
-		b, _ := cfg.Backend(v.Backend)
-		if b == nil || !b.Cluster {
-			continue
-		}
-		name, err := config.Expand(v.Name, vars)
-		if err != nil {
-			continue // Create says why
-		}
-		id, err := volumes.NewID(c.namespace, tenant, name)
-		if err != nil {
-			continue
-		}
-		if store == nil {
-			store = volumes.Open(state.Dir(cfg.StateDir).Volumes(), s.mounter, s.locks)
-		}
-		a := &clusterAttach{s: s, cfg: cfg.Cluster, stateDir: state.Dir(cfg.StateDir).Cluster(), jpath: jpath, c: c,
-			backend: b.Name, id: id, mount: store.MountPath(id)}
-		key := earlyKey(cfg.Cluster, jpath, b.Name, id)
+	for _, a := range s.clusterAttaches(c, cfg, class) {
+		key := earlyKey(a.cfg, a.jpath, a.backend, a.id)
 		e := &earlyLock{done: make(chan struct{})}
 		s.cluster.mu.Lock()
 		if s.cluster.early == nil {
@@ -91,6 +68,38 @@ func (s *storage) startEarlyLocks(c *container, cfg *config.Config, class *confi
 	if len(keys) > 0 {
 		time.AfterFunc(earlyLockWait, func() { s.cluster.dropEarly(keys...) })
 	}
+}
+
+// clusterAttaches are the attaches of the volumes on cluster backends that
+// class gives container c, as far as they can be named before its Create.
+func (s *storage) clusterAttaches(c *container, cfg *config.Config, class *config.Class) []*clusterAttach {
+	if cfg.Cluster == nil {
+		return nil
+	}
+	jpath := state.Dir(cfg.StateDir).Journal(c.namespace, c.id)
+	vars, tenant := templateVars(c.spec.Annotations, c.namespace, c.id), tenantOf(c.spec.Annotations)
+	var store *volumes.Store
+	var out []*clusterAttach
+	for _, v := range class.Volumes {
+		b, _ := cfg.Backend(v.Backend)
+		if b == nil || !b.Cluster {
+			continue
+		}
+		name, err := config.Expand(v.Name, vars)
+		if err != nil {
+			continue // Create says why
+		}
+		id, err := volumes.NewID(c.namespace, tenant, name)
+		if err != nil {
+			continue
+		}
+		if store == nil {
+			store = volumes.Open(state.Dir(cfg.StateDir).Volumes(), s.mounter, s.locks)
+		}
+		out = append(out, &clusterAttach{s: s, cfg: cfg.Cluster, stateDir: state.Dir(cfg.StateDir).Cluster(), jpath: jpath, c: c,
+			backend: b.Name, id: id, mount: store.MountPath(id)})
+	}
+	return out
 }
 
 // takeEarly returns the lock taken ahead for key, once it is taken, and

@@ -53,9 +53,10 @@ func TestClusterGuardOnlyForClusterBackends(t *testing.T) {
 // fakeAgent serves cluster locks on socket, in this process: each
 // connection gets a token, and its lines are recorded.
 type fakeAgent struct {
-	mu    sync.Mutex
-	conns int
-	lines []string // "<container> <line>", the request being "<container> lock"
+	mu       sync.Mutex
+	conns    int
+	lines    []string // "<container> <line>", the request being "<container> lock"
+	requests []hold.Request
 }
 
 func startFakeAgent(t *testing.T, socket string) *fakeAgent {
@@ -89,6 +90,9 @@ func startFakeAgent(t *testing.T, socket string) *fakeAgent {
 					if req.Container == "" {
 						json.Unmarshal(sc.Bytes(), &req)
 						line, m = "lock", hold.Message{Token: token}
+						f.mu.Lock()
+						f.requests = append(f.requests, req)
+						f.mu.Unlock()
 					}
 					f.mu.Lock()
 					f.lines = append(f.lines, req.Container+" "+line)

@@ -63,7 +63,12 @@ func (m manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 func (m manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (*bootapi.BootstrapResult, error) {
 	gcHold.hold() // for the life of this short process
 	passPreload(params)
-	return m.Shim.Start(ctx, params)
+	ahead := startLockAhead(ctx, params)
+	res, err := m.Shim.Start(ctx, params)
+	if err == nil {
+		ahead.send()
+	}
+	return res, err
 }
 
 // Info reports runc's runtime info. containerd hands it the runtime's options

@@ -1,6 +1,7 @@
 package hold
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -113,4 +114,25 @@ func StopAgent(dir string) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
+}
+
+// Ahead asks the agent at socket, if one serves there, to take reqs' locks
+// ahead of the shim that will ask for them (each with Ahead set), and does
+// not wait for it: the shim's own request takes the lock, or waits for it.
+func Ahead(socket string, reqs []Request) error {
+	var errs []error
+	for _, req := range reqs {
+		req.Ahead = true
+		b, err := json.Marshal(req)
+		if err != nil {
+			return err
+		}
+		conn, err := net.Dial("unix", socket)
+		if err != nil {
+			return err // none serves: the shim starts one
+		}
+		_, err = conn.Write(append(b, '\n'))
+		errs = append(errs, err, conn.Close())
+	}
+	return errors.Join(errs...)
 }

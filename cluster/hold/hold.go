@@ -68,6 +68,11 @@ type Request struct {
 	// holds init.pid, and the volume's mount on this host.
 	Bundle string `json:"bundle"`
 	Mount  string `json:"mount"`
+
+	// Ahead asks for the lock ahead of the shim's own request, which
+	// claims it: `shim start` sends it for the daemon it started (PID),
+	// and reads no answer. A lock no request claims is released.
+	Ahead bool `json:"ahead,omitempty"`
 }
 
 // Message is one line of the agent's answer.
