@@ -166,11 +166,34 @@ type Process struct {
 // reached). lost is called once, in its own goroutine, if the agent fences
 // the lock or its connection ends without a release: the container must
 // stop.
-func Start(bin, socket string, req Request, lost func(why error, m Message)) (_ *Process, retErr error) {
+func Start(bin, socket string, req Request, lost func(why error, m Message)) (*Process, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
+	p, err := ask(bin, socket, b, req.TTL)
+	if errors.Is(err, errUnanswered) {
+		// An agent that closes when idle drops what it accepted as it
+		// closes: ask the next one.
+		p, err = ask(bin, socket, b, req.TTL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Armed only now: a lock that was refused stops nothing. An agent
+	// that ends before this is seen by the next question.
+	p.armMu.Lock()
+	p.onLost = lost
+	p.armMu.Unlock()
+	return p, nil
+}
+
+// errUnanswered is the error of a question whose connection closed before
+// an answer.
+var errUnanswered = errors.New("the cluster agent closed the lock's connection without an answer")
+
+// ask connects to the agent and asks it for one lock.
+func ask(bin, socket string, req []byte, ttl time.Duration) (_ *Process, retErr error) {
 	conn, err := Connect(bin, socket)
 	if err != nil {
 		return nil, err
@@ -178,7 +201,7 @@ func Start(bin, socket string, req Request, lost func(why error, m Message)) (_ 
 	p := &Process{
 		// Its calls to etcd are bounded: grant and lock take at most
 		// two of min(5 s, TTL/3).
-		wait: req.TTL + 5*time.Second,
+		wait: ttl + 5*time.Second,
 		conn: conn, replies: make(chan Message, 4), done: make(chan struct{}),
 	}
 	go p.read()
@@ -188,16 +211,11 @@ func Start(bin, socket string, req Request, lost func(why error, m Message)) (_ 
 			<-p.done
 		}
 	}()
-	m, err := p.ask(append(b, '\n'))
+	m, err := p.ask(append(req, '\n'))
 	if err != nil {
 		return nil, err
 	}
 	p.Token = m.Token
-	// Armed only now: a lock that was refused stops nothing. An agent
-	// that ends before this is seen by the next question.
-	p.armMu.Lock()
-	p.onLost = lost
-	p.armMu.Unlock()
 	return p, nil
 }
 
@@ -244,7 +262,7 @@ func (p *Process) ask(line []byte) (Message, error) {
 	select {
 	case m, ok := <-p.replies:
 		if !ok {
-			return m, fmt.Errorf("%w: %w: the cluster agent closed the lock's connection without an answer; its errors are in %s", errdefs.ErrUnavailable, ErrFenced, LogFile)
+			return m, fmt.Errorf("%w: %w: %w; its errors are in %s", errdefs.ErrUnavailable, ErrFenced, errUnanswered, LogFile)
 		}
 		return m, m.Err()
 	case <-t.C:

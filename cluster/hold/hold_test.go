@@ -91,6 +91,35 @@ func start(t *testing.T, mode string) (*Process, chan error, error) {
 	return p, lost, err
 }
 
+// A connection that the agent drops unanswered, as one closing when idle
+// does, is asked again.
+func TestUnansweredIsAskedAgain(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), Socket)
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		if conn, err := l.Accept(); err == nil {
+			conn.Close()
+		}
+		if conn, err := l.Accept(); err == nil {
+			fakeAgent(conn, "serve")
+		}
+	}()
+	p, err := Start("/nonexistent/persistctl", socket, Request{Node: "node-b"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Token != 7 {
+		t.Errorf("token %d", p.Token)
+	}
+	if err := p.Release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // With no agent serving the socket, Start starts one, and waits for it.
 func TestStartStartsTheAgent(t *testing.T) {
 	t.Setenv(agentEnv, "1")
