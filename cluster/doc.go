@@ -2,12 +2,22 @@
 // lock of a volume, the lease it is bound to, and the self-fence of a holder
 // that can no longer renew that lease.
 //
-// The holder is not the shim. Each cluster volume that a shim attaches is
-// held by a process of its own, `persistctl cluster hold` (Hold), which the
-// shim starts and talks to over a pipe (package cluster/hold, which imports
-// no etcd): the etcd client's package init would otherwise add about 2 ms
-// of CPU to every exec of every shim, cluster or not. Each holder has its
-// own lease, for one volume.
+// The holder is not the shim. The cluster volumes of a state dir's shims
+// are held by one process, the node's agent, `persistctl cluster agent`
+// (Agent), which the first shim that needs it starts, and which each shim
+// talks to over a unix socket, one connection a lock (package cluster/hold,
+// which imports no etcd): the etcd client's package init would otherwise
+// add about 2 ms of CPU to every exec of every shim, cluster or not. The
+// agent keeps its connection to etcd and a lease granted ahead, so that a
+// lock costs one transaction; each lock still has its own lease, for one
+// volume, so that what happens to one lock (a fence, its shim's death)
+// happens to it alone. Below, "the holder" is the agent, for one lock.
+//
+// A lock may be taken ahead: `shim start` asks for it on behalf of the
+// daemon it started, and the agent parks it until that daemon's request
+// (same volume, container and PID) claims it, or releases it after 30 s.
+// Nothing is mounted under a lock before its shim asked "alive", so a
+// connection that ends before that question releases the lock.
 //
 // A volume's lock is the etcd key <prefix>volumes/<namespace>/<name>, or
 // <prefix>volumes/<namespace>/@<tenant>/<name> (Key), put only if it does not
@@ -61,7 +71,7 @@
 // monotonic clock stood still) may wake up believing its lease alive when
 // it is not. That is what the fencing token is for: the shim records it in
 // the volume and then asks the holder whether its lease is alive (Alive,
-// over the pipe), right before it mounts.
+// over the socket), right before it mounts.
 //
 // That the margins run in another process than the shim changes none of
 // them: the holder renews and measures on its own monotonic clock, as the
@@ -69,15 +79,15 @@
 // deadline is the one that knows the deadline. What is new is that either
 // process may die alone:
 //   - The shim dies (with containerd, so that nobody runs `shim delete`;
-//     the container lives on): the holder reads the end of its stdin
-//     without "release", kills the container and syncs and unmounts the
-//     volume at once, and ends without revoking: the lease expires by
-//     itself (or persistctl gc releases the lock), and by then nobody here
-//     writes the volume.
-//   - The holder dies: its lease is renewed no more. The shim reads the end
-//     of the holder's stdout at once, kills the container and releases its
-//     storage. A live holder had not fenced, so the lease lives at least
-//     T/3 past that moment: the same margin as the holder's own fence.
+//     the container lives on): the agent reads the end of the lock's
+//     connection without "release", kills the container and syncs and
+//     unmounts the volume at once, and stops renewing without revoking: the
+//     lease expires by itself (or persistctl gc releases the lock), and by
+//     then nobody here writes the volume.
+//   - The agent dies: its leases are renewed no more. Each shim reads the
+//     end of its connections at once, kills the container and releases its
+//     storage. A live agent had not fenced, so each lease lives at least
+//     T/3 past that moment: the same margin as the agent's own fence.
 //
 // Another node's lock is granted only after etcd deletes the key, which is
 // at the lease's expiry at the earliest; it mounts the volume after that,
@@ -91,7 +101,7 @@
 // it finished before the deadline.
 //
 // Callers must not mount a cluster volume without a Lock from a Session
-// whose Alive returns nil (for a shim: a token from its holder, recorded,
-// then the holder's Alive), and must release the lock only after the volume
+// whose Alive returns nil (for a shim: a token from the agent, recorded,
+// then the agent's Alive), and must release the lock only after the volume
 // is unmounted here.
 package cluster

@@ -36,7 +36,7 @@ type clusterLocks struct {
 type clusterHeld struct {
 	namespace, id, bundle string
 	ttl                   time.Duration
-	holders               []*hold.Process
+	locks                 []*hold.Lock
 	keys                  []string // of the volumes, for the log
 }
 
@@ -60,8 +60,8 @@ type clusterAttach struct {
 	id       volumes.ID
 	mount    string // where the volume is mounted on this host
 
-	holder *hold.Process
-	since  time.Time
+	lock  *hold.Lock
+	since time.Time
 }
 
 // Lock has the agent take the volume's lock in etcd for the container: the
@@ -88,14 +88,14 @@ func (a *clusterAttach) Lock() error {
 		cl.held[a.jpath] = held
 	}
 	// Held from here: the release of a failed setup unlocks it.
-	held.holders = append(held.holders, p)
+	held.locks = append(held.locks, p)
 	held.keys = append(held.keys, a.id.String())
-	a.holder = p
+	a.lock = p
 	return nil
 }
 
 // start has the agent take the lock, starting the agent if none serves.
-func (a *clusterAttach) start() (*hold.Process, error) {
+func (a *clusterAttach) start() (*hold.Lock, error) {
 	a.since = time.Now().UTC()
 	s, jpath := a.s, a.jpath
 	return hold.Start(persistctlPath(), a.socket(), a.request(os.Getpid()), func(why error, m hold.Message) { s.cluster.fence(s, jpath, why, m) })
@@ -115,13 +115,13 @@ func (a *clusterAttach) request(pid int) hold.Request {
 func (a *clusterAttach) socket() string { return filepath.Join(a.stateDir, hold.Socket) }
 
 // BeforeMount records the lock's fencing token in the volume, and then asks
-// the holder whether the lease still holds: what it may have lost meanwhile
+// the agent whether the lease still holds: what it may have lost meanwhile
 // is not mounted.
 func (a *clusterAttach) BeforeMount(dir string) error {
-	if err := volumes.RecordFence(dir, volumes.Fence{Token: a.holder.Token, Node: a.cfg.Node, Container: a.c.id, At: a.since}); err != nil {
+	if err := volumes.RecordFence(dir, volumes.Fence{Token: a.lock.Token, Node: a.cfg.Node, Container: a.c.id, At: a.since}); err != nil {
 		return err
 	}
-	return a.holder.Alive()
+	return a.lock.Alive()
 }
 
 // persistctlPath finds persistctl, which is the cluster agent: beside the
@@ -140,7 +140,7 @@ func persistctlPath() string {
 // unlockAfter releases the cluster locks of the container whose journal is
 // jpath once its storage is released (released is that release's error,
 // which it returns): a volume that may still be mounted here keeps its lock,
-// until this shim ends and its holders fence.
+// until this shim ends and the agent fences them.
 func (cl *clusterLocks) unlockAfter(jpath string, released error) error {
 	if released != nil {
 		return released
@@ -152,16 +152,17 @@ func (cl *clusterLocks) unlockAfter(jpath string, released error) error {
 	if held == nil {
 		return nil
 	}
-	for _, p := range held.holders {
+	for _, p := range held.locks {
 		p.ReleaseAsync() // revoking its lease deletes its lock; the agent logs what it cannot do
 	}
 	return nil
 }
 
-// fence stops the container whose journal is jpath, one of whose holders
-// fenced (it could not renew its lease in time, and has killed the container
-// and unmounted its volume) or ended (its lease is renewed no more), and
-// releases its storage. m is the holder's report of its fence.
+// fence stops the container whose journal is jpath, one of whose locks the
+// agent fenced (it could not renew the lease in time, and has killed the
+// container and unmounted its volume) or lost (the agent ended, and renews
+// the lease no more), and releases its storage. m is the agent's report of
+// its fence.
 func (cl *clusterLocks) fence(s *storage, jpath string, why error, m hold.Message) {
 	cl.mu.Lock()
 	h := cl.held[jpath]
@@ -171,8 +172,8 @@ func (cl *clusterLocks) fence(s *storage, jpath string, why error, m hold.Messag
 		return // released already
 	}
 	start := time.Now()
-	// The holder killed it, if it could: this shim's own kill is for a
-	// holder that died. A live holder's lease lives a third of its TTL
+	// The agent killed it, if it could: this shim's own kill is for an
+	// agent that died. A live agent's lease lives a third of its TTL
 	// past the last moment it had not fenced.
 	killErr := killInit(h.bundle, start.Add(h.ttl/3))
 	relErr := s.teardown(jpath, h.namespace, h.id)
@@ -180,11 +181,11 @@ func (cl *clusterLocks) fence(s *storage, jpath string, why error, m hold.Messag
 		WithField("volumes", strings.Join(h.keys, ",")).
 		WithField("release", time.Since(start).Round(time.Millisecond).String())
 	if m.Fenced != "" {
-		entry = entry.WithField("holder_before_deadline", m.Left.Round(time.Millisecond).String())
+		entry = entry.WithField("agent_before_deadline", m.Left.Round(time.Millisecond).String())
 	}
 	switch {
 	case killErr != nil || relErr != nil || m.FenceError != "":
-		entry.WithField("kill_error", fmt.Sprint(killErr)).WithField("release_error", fmt.Sprint(relErr)).WithField("holder_error", m.FenceError).
+		entry.WithField("kill_error", fmt.Sprint(killErr)).WithField("release_error", fmt.Sprint(relErr)).WithField("agent_error", m.FenceError).
 			Error("fence: could not stop the container and release its cluster volumes; another node may take them when the lease expires")
 	case m.Fenced != "" && m.Left <= 0:
 		entry.Error("fence: stopped the container and released its cluster volumes, but after the lease may have expired")
@@ -202,7 +203,7 @@ func (cl *clusterLocks) fence(s *storage, jpath string, why error, m hold.Messag
 		cl.mu.Unlock()
 		return
 	}
-	for _, p := range h.holders {
+	for _, p := range h.locks {
 		p.ReleaseAsync()
 	}
 }

@@ -29,7 +29,7 @@ const earlyLockWait = 30 * time.Second
 // earlyLock is a cluster lock being taken ahead of its container's Create.
 type earlyLock struct {
 	done  chan struct{} // closed when p (or err) and since are set
-	p     *hold.Process
+	p     *hold.Lock
 	since time.Time
 	err   error
 }
@@ -105,7 +105,7 @@ func (s *storage) clusterAttaches(c *container, cfg *config.Config, class *confi
 // takeEarly returns the lock taken ahead for key, once it is taken, and
 // when it was asked for; nil if there is none. A lock that was held
 // elsewhere when it was asked for is asked for again, now, by the caller.
-func (cl *clusterLocks) takeEarly(key string) (*hold.Process, time.Time, error) {
+func (cl *clusterLocks) takeEarly(key string) (*hold.Lock, time.Time, error) {
 	cl.mu.Lock()
 	e := cl.early[key]
 	delete(cl.early, key)

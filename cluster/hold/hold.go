@@ -141,8 +141,8 @@ func (m Message) Err() error {
 	return e
 }
 
-// Process is one volume's lock held by the agent, as the shim sees it.
-type Process struct {
+// Lock is one volume's lock held by the agent, as the shim sees it.
+type Lock struct {
 	Token int64 // of the lock
 
 	wait    time.Duration // for an answer
@@ -166,7 +166,7 @@ type Process struct {
 // reached). lost is called once, in its own goroutine, if the agent fences
 // the lock or its connection ends without a release: the container must
 // stop.
-func Start(bin, socket string, req Request, lost func(why error, m Message)) (*Process, error) {
+func Start(bin, socket string, req Request, lost func(why error, m Message)) (*Lock, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -193,12 +193,12 @@ func Start(bin, socket string, req Request, lost func(why error, m Message)) (*P
 var errUnanswered = errors.New("the cluster agent closed the lock's connection without an answer")
 
 // ask connects to the agent and asks it for one lock.
-func ask(bin, socket string, req []byte, ttl time.Duration) (_ *Process, retErr error) {
+func ask(bin, socket string, req []byte, ttl time.Duration) (_ *Lock, retErr error) {
 	conn, err := Connect(bin, socket)
 	if err != nil {
 		return nil, err
 	}
-	p := &Process{
+	p := &Lock{
 		// Its calls to etcd are bounded: grant and lock take at most
 		// two of min(5 s, TTL/3).
 		wait: ttl + 5*time.Second,
@@ -220,7 +220,7 @@ func ask(bin, socket string, req []byte, ttl time.Duration) (_ *Process, retErr 
 }
 
 // read routes the agent's messages until its answers end.
-func (p *Process) read() {
+func (p *Lock) read() {
 	lose := func(why error, m Message) {
 		p.lostOnce.Do(func() {
 			p.lost = true
@@ -251,7 +251,7 @@ func (p *Process) read() {
 }
 
 // ask writes line and waits for the answer.
-func (p *Process) ask(line []byte) (Message, error) {
+func (p *Lock) ask(line []byte) (Message, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, err := p.conn.Write(line); err != nil {
@@ -273,7 +273,7 @@ func (p *Process) ask(line []byte) (Message, error) {
 
 // Alive returns nil while the lock's lease is certain to live past the
 // fence margin: the volume may be mounted.
-func (p *Process) Alive() error {
+func (p *Lock) Alive() error {
 	_, err := p.ask([]byte("alive\n"))
 	return err
 }
@@ -281,18 +281,18 @@ func (p *Process) Alive() error {
 // Release has the agent unlock the volume, which must be unmounted here
 // already, and waits until it has (or, etcd away, gave up: the lock then
 // goes when its lease expires).
-func (p *Process) Release() error {
+func (p *Lock) Release() error {
 	return p.release(true)
 }
 
 // ReleaseAsync has the agent unlock the volume, which must be unmounted
 // here already, and returns once it is asked: the agent logs what it could
 // not do. A shim's delete does not wait for etcd.
-func (p *Process) ReleaseAsync() {
+func (p *Lock) ReleaseAsync() {
 	p.release(false)
 }
 
-func (p *Process) release(wait bool) error {
+func (p *Lock) release(wait bool) error {
 	p.relMu.Lock()
 	defer p.relMu.Unlock()
 	p.lostOnce.Do(func() {})

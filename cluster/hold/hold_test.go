@@ -68,7 +68,7 @@ func fakeAgent(conn net.Conn, mode string) {
 
 // start has a fake agent in this process, doing mode, take a lock; lost
 // receives what lost is called with.
-func start(t *testing.T, mode string) (*Process, chan error, error) {
+func start(t *testing.T, mode string) (*Lock, chan error, error) {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), Socket)
 	l, err := net.Listen("unix", socket)
