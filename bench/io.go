@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -114,19 +115,34 @@ func benchIO(ctx context.Context, e *env, r *results) error {
 	// sparse image, came out up to 4x slower, whatever they ran on. Every
 	// run starts with the disks flushed, so writeback and discards that the
 	// run before left (the root filesystem may be mounted -o discard) do not
-	// land in its fsync.
-	for _, p := range ioPairs {
-		unix.Sync()
-		if _, err := e.containerIO(ctx, caseNamed(p.Case), "io-"+p.Case+"-warmup"); err != nil {
+	// land in its fsync. The flush waits for the shims of the runs before to
+	// exit: a shim unlinks its disk scratch image after the delete returns,
+	// before it exits, and the image's discards come with that.
+	sync := func() error {
+		if err := e.shimsExited(); err != nil {
 			return err
 		}
 		unix.Sync()
+		return nil
+	}
+	for _, p := range ioPairs {
+		if err := sync(); err != nil {
+			return err
+		}
+		if _, err := e.containerIO(ctx, caseNamed(p.Case), "io-"+p.Case+"-warmup"); err != nil {
+			return err
+		}
+		if err := sync(); err != nil {
+			return err
+		}
 		if _, err := hostRun(p.Host); err != nil {
 			return fmt.Errorf("host %s: %w", p.Host, err)
 		}
 		for i := range e.o.IORuns {
 			for j := range 2 {
-				unix.Sync()
+				if err := sync(); err != nil {
+					return err
+				}
 				if (i+j)%2 == 0 {
 					res, err := e.containerIO(ctx, caseNamed(p.Case), fmt.Sprintf("io-%s-%d", p.Case, i))
 					if err != nil {
@@ -215,4 +231,29 @@ func parseIO(out []byte) (ioResult, error) {
 		return r, fmt.Errorf("iotool printed %q: %v", out, err)
 	}
 	return r, nil
+}
+
+// shimsExited waits until no process runs one of the bench's shim copies:
+// what a shim does after a delete returns and before it exits is done.
+func (e *env) shimsExited() error {
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		procs, err := os.ReadDir("/proc")
+		if err != nil {
+			return err
+		}
+		running := ""
+		for _, p := range procs {
+			exe, err := os.Readlink(filepath.Join("/proc", p.Name(), "exe"))
+			if err == nil && filepath.Dir(exe) == e.shims {
+				running = p.Name()
+				break
+			}
+		}
+		if running == "" {
+			return nil
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("a shim (pid %s) still runs 10 s after its container was deleted", running)
+		}
+	}
 }
