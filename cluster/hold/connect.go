@@ -24,8 +24,10 @@ const (
 )
 
 // startWait bounds how long Connect waits for an agent it started to
-// serve: a fresh process, under load.
-const startWait = 10 * time.Second
+// serve: a fresh process, whose binary may not be in the page cache yet,
+// on a loaded or slow host. Under qemu's emulation a first start took more
+// than 10 s.
+const startWait = 30 * time.Second
 
 // Connect connects to the agent at socket, starting one with bin
 // (persistctl) when none serves there. Agents that start at once, for
