@@ -37,7 +37,8 @@ type clusterHeld struct {
 	namespace, id, bundle string
 	ttl                   time.Duration
 	locks                 []*hold.Lock
-	keys                  []string // of the volumes, for the log
+	keys                  []string      // of the volumes, for the log
+	took                  time.Duration // on the start's path: Lock and BeforeMount
 }
 
 // clusterGuard is the cluster guard of a volume on backend b
@@ -67,6 +68,7 @@ type clusterAttach struct {
 // Lock has the agent take the volume's lock in etcd for the container: the
 // lock taken for it before its Create, if there is one.
 func (a *clusterAttach) Lock() error {
+	start := time.Now()
 	cl := &a.s.cluster
 	p, since, err := cl.takeEarly(earlyKey(a.cfg, a.jpath, a.backend, a.id))
 	if p == nil && err == nil {
@@ -90,6 +92,7 @@ func (a *clusterAttach) Lock() error {
 	// Held from here: the release of a failed setup unlocks it.
 	held.locks = append(held.locks, p)
 	held.keys = append(held.keys, a.id.String())
+	held.took += time.Since(start)
 	a.lock = p
 	return nil
 }
@@ -118,10 +121,32 @@ func (a *clusterAttach) socket() string { return filepath.Join(a.stateDir, hold.
 // the agent whether the lease still holds: what it may have lost meanwhile
 // is not mounted.
 func (a *clusterAttach) BeforeMount(dir string) error {
+	defer a.s.cluster.add(a.jpath, time.Now())
 	if err := volumes.RecordFence(dir, volumes.Fence{Token: a.lock.Token, Node: a.cfg.Node, Container: a.c.id, At: a.since}); err != nil {
 		return err
 	}
 	return a.lock.Alive()
+}
+
+// add adds the time since start to what the cluster locks of the
+// container whose journal is jpath took on the start's path.
+func (cl *clusterLocks) add(jpath string, start time.Time) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if h := cl.held[jpath]; h != nil {
+		h.took += time.Since(start)
+	}
+}
+
+// took is what the cluster locks of the container whose journal is jpath
+// took on the start's path.
+func (cl *clusterLocks) took(jpath string) time.Duration {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if h := cl.held[jpath]; h != nil {
+		return h.took
+	}
+	return 0
 }
 
 // persistctlPath finds persistctl, which is the cluster agent: beside the

@@ -168,6 +168,9 @@ func TestClusterLocksTakenAhead(t *testing.T) {
 		t.Errorf("%d locks asked for, want the one taken ahead", f.conns)
 	}
 	f.mu.Unlock()
+	if s.cluster.took(r.jpath) <= 0 {
+		t.Error("the lock's time on the start's path is not recorded")
+	}
 	if err := s.cluster.unlockAfter(r.jpath, nil); err != nil {
 		t.Fatal(err)
 	}

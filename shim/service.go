@@ -86,7 +86,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, toTTRPC(fmt.Errorf("container %s, class %s: %w", c.id, req.class.Name, err))
 	}
-	defer recordSetup(req, start) // written in the background once Create returns
+	defer s.storage.recordSetup(req, start) // written in the background once Create returns
 	defer func() {
 		if retErr != nil {
 			if err := s.storage.teardownBundle(c.bundle, c.namespace, c.id); err != nil {

@@ -7,18 +7,21 @@ import (
 	"github.com/containerd/log"
 
 	"github.com/containerd-persist/containerd-persist/metrics/timings"
+	"github.com/containerd-persist/containerd-persist/state"
 )
 
-// recordSetup records how long container's storage setup took, for
-// persistctl metrics, off the start path: the write happens in the
-// background, one O_APPEND line and no fsync (see package timings).
-func recordSetup(req *setupRequest, start time.Time) {
+// recordSetup records how long container's storage setup took, and how
+// much of it its cluster locks took, for persistctl metrics, off the start
+// path: the write happens in the background, one O_APPEND line and no
+// fsync (see package timings).
+func (s *storage) recordSetup(req *setupRequest, start time.Time) {
 	r := timings.Record{
 		Op:        timings.Setup,
 		Namespace: req.container.namespace,
 		Container: req.container.id,
 		Class:     req.class.Name,
 		Seconds:   time.Since(start).Seconds(),
+		Cluster:   s.cluster.took(state.Dir(req.cfg.StateDir).Journal(req.container.namespace, req.container.id)).Seconds(),
 	}
 	for _, sc := range req.class.Scratch {
 		r.Scratch = append(r.Scratch, sc.Path)

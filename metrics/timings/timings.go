@@ -63,6 +63,11 @@ type Record struct {
 	// their index i.
 	Scratch []string `json:"scratch,omitempty"`
 
+	// Cluster is how much of a setup's Seconds its cluster locks took on
+	// the start's path: the wait for the agent's lock, the fencing token's
+	// record, the question whether the lease lives.
+	Cluster float64 `json:"cluster_seconds,omitempty"`
+
 	// A fence's volume, and its outcome.
 	Tenant  string `json:"tenant,omitempty"`
 	Volume  string `json:"volume,omitempty"`
