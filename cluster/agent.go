@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
 
 	"github.com/containerd-persist/containerd-persist/cluster/hold"
+	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
 // Stop is what the agent does when it fences a lock: stop the container
@@ -244,7 +246,21 @@ func (a *Agent) take(req hold.Request, stopFor func(context.Context, hold.Reques
 		l.end()
 		return nil, err
 	}
+	recordFence(req, l.lock.Token)
 	return l, nil
+}
+
+// recordFence records the lock's fencing token in the volume, if it exists
+// already, so that its shim need not wait for the record on the start's
+// path. What fails here the shim does again, and reports.
+func recordFence(req hold.Request, token int64) {
+	if req.Dir == "" {
+		return
+	}
+	if _, err := os.Stat(req.Dir); err != nil {
+		return // a new volume: the shim records it once it is made
+	}
+	volumes.RecordFence(req.Dir, volumes.Fence{Token: token, Node: req.Node, Container: req.Container, At: req.Since})
 }
 
 // answerTo makes w where l's messages go, unless its lease may be lost.

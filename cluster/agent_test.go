@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/containerd-persist/containerd-persist/cluster/hold"
 	"github.com/containerd-persist/containerd-persist/internal/etcdtest"
+	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
 // pipeHolder runs an agent's Hold in this process, as persistctl cluster
@@ -188,6 +190,42 @@ func TestHoldReleasesWhenTheShimNeverAsked(t *testing.T) {
 	b := startHold(t, srv.Endpoint, "node-b", "b1")
 	if m := b.read(t); m.Err() != nil || m.Token <= 0 {
 		t.Fatalf("node-b after node-a's shim ended unasked: %+v", m)
+	}
+}
+
+// The agent records the fencing token in an existing volume before it
+// answers with it; a volume not made yet is left to the shim.
+func TestAgentRecordsTheFence(t *testing.T) {
+	srv := startEtcd(t)
+	var stops pipeHolder
+	a := NewAgent(stops.stopFor, io.Discard)
+	t.Cleanup(a.Close)
+	dir := t.TempDir()
+	for i, d := range []string{dir, filepath.Join(dir, "not-made")} {
+		req := hold.Request{
+			Endpoints: []string{srv.Endpoint}, Node: "node-a", TTL: testTTL,
+			Namespace: "default", Volume: fmt.Sprint("v", i), Backend: "shared", Container: "a1", PID: 1, Since: time.Now(),
+			Dir: d,
+		}
+		b, _ := json.Marshal(req)
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		go a.Hold(inR, outW)
+		t.Cleanup(func() { inW.Close(); outR.Close() })
+		inW.Write(append(b, '\n'))
+		sc := bufio.NewScanner(outR)
+		if !sc.Scan() {
+			t.Fatal("no answer")
+		}
+		var m hold.Message
+		json.Unmarshal(sc.Bytes(), &m)
+		f, err := volumes.ReadFence(d)
+		if i == 0 && (err != nil || f.Token != m.Token || f.Node != "node-a") {
+			t.Errorf("fence of an existing volume: %+v, %v; token %d", f, err, m.Token)
+		}
+		if _, err := os.Stat(d); i == 1 && !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the agent made the directory of a volume not made yet: %v", err)
+		}
 	}
 }
 

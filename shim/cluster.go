@@ -47,7 +47,8 @@ func (r *setupRun) clusterGuard(b *config.Backend, id volumes.ID) volumes.Cluste
 	if !b.Cluster || r.cfg.Cluster == nil {
 		return nil
 	}
-	return &clusterAttach{s: r.owner, cfg: r.cfg.Cluster, stateDir: state.Dir(r.cfg.StateDir).Cluster(), jpath: r.jpath, c: r.c, backend: b.Name, id: id, mount: r.store.MountPath(id)}
+	return &clusterAttach{s: r.owner, cfg: r.cfg.Cluster, stateDir: state.Dir(r.cfg.StateDir).Cluster(), jpath: r.jpath, c: r.c, backend: b.Name, id: id,
+		mount: r.store.MountPath(id), dir: volumes.Backend{Path: b.Path}.Dir(id)}
 }
 
 // clusterAttach takes and checks the cluster lock of one volume attach.
@@ -60,6 +61,7 @@ type clusterAttach struct {
 	backend  string
 	id       volumes.ID
 	mount    string // where the volume is mounted on this host
+	dir      string // the volume's directory
 
 	lock  *hold.Lock
 	since time.Time
@@ -111,19 +113,24 @@ func (a *clusterAttach) request(pid int) hold.Request {
 		Endpoints: a.cfg.Etcd, CAFile: a.cfg.CAFile, CertFile: a.cfg.CertFile, KeyFile: a.cfg.KeyFile, Node: a.cfg.Node, TTL: a.cfg.TTL(),
 		Namespace: a.id.Namespace(), Tenant: a.id.Tenant(), Volume: a.id.Name(), Backend: a.backend,
 		Container: a.c.id, PID: pid, Since: a.since,
-		Bundle: a.c.bundle, Mount: a.mount,
+		Bundle: a.c.bundle, Mount: a.mount, Dir: a.dir,
 	}
 }
 
 func (a *clusterAttach) socket() string { return filepath.Join(a.stateDir, hold.Socket) }
 
-// BeforeMount records the lock's fencing token in the volume, and then asks
+// BeforeMount records the lock's fencing token in the volume, unless the
+// agent did, and then asks
 // the agent whether the lease still holds: what it may have lost meanwhile
 // is not mounted.
 func (a *clusterAttach) BeforeMount(dir string) error {
 	defer a.s.cluster.add(a.jpath, time.Now())
-	if err := volumes.RecordFence(dir, volumes.Fence{Token: a.lock.Token, Node: a.cfg.Node, Container: a.c.id, At: a.since}); err != nil {
-		return err
+	// The agent records it before it answers with the token, when the
+	// volume exists then: synced already, it is not written again.
+	if f, err := volumes.ReadFence(dir); err != nil || f.Token != a.lock.Token {
+		if err := volumes.RecordFence(dir, volumes.Fence{Token: a.lock.Token, Node: a.cfg.Node, Container: a.c.id, At: a.since}); err != nil {
+			return err
+		}
 	}
 	return a.lock.Alive()
 }

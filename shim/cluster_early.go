@@ -97,7 +97,7 @@ func (s *storage) clusterAttaches(c *container, cfg *config.Config, class *confi
 			store = volumes.Open(state.Dir(cfg.StateDir).Volumes(), s.mounter, s.locks)
 		}
 		out = append(out, &clusterAttach{s: s, cfg: cfg.Cluster, stateDir: state.Dir(cfg.StateDir).Cluster(), jpath: jpath, c: c,
-			backend: b.Name, id: id, mount: store.MountPath(id)})
+			backend: b.Name, id: id, mount: store.MountPath(id), dir: volumes.Backend{Path: b.Path}.Dir(id)})
 	}
 	return out
 }

@@ -157,8 +157,20 @@ func TestClusterLocksTakenAhead(t *testing.T) {
 	if err := g.Lock(); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.BeforeMount(t.TempDir()); err != nil {
+	// The agent recorded the token already: it is not written again.
+	dir := t.TempDir()
+	if err := volumes.RecordFence(dir, volumes.Fence{Token: 1, Node: "a"}); err != nil {
 		t.Fatal(err)
+	}
+	before, err := os.Stat(filepath.Join(dir, "fence.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.BeforeMount(dir); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := os.Stat(filepath.Join(dir, "fence.json")); err != nil || !os.SameFile(before, after) {
+		t.Errorf("the token the agent recorded was written again: %v", err)
 	}
 	if got, want := f.waitLines(t, 2), []string{"c1 lock", "c1 alive"}; !slices.Equal(got, want) {
 		t.Errorf("lines %q, want %q", got, want)

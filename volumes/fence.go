@@ -64,8 +64,8 @@ func ReadFence(dir string) (Fence, error) {
 // attached under a later lock: then the holder of f lost its lock, and the
 // error says to whom. The record is written and synced before it replaces
 // the old one, and the directory is synced after, so a node that crashes
-// right after cannot leave a smaller token behind. Call it under the volume's lock, before the volume is
-// mounted.
+// right after cannot leave a smaller token behind. Call it under the volume's
+// cluster lock, before the volume is mounted.
 func RecordFence(dir string, f Fence) error {
 	old, err := ReadFence(dir)
 	if err != nil {

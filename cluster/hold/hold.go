@@ -69,6 +69,11 @@ type Request struct {
 	Bundle string `json:"bundle"`
 	Mount  string `json:"mount"`
 
+	// Dir is the volume's directory. If it exists, the agent records the
+	// lock's fencing token in it (volumes.RecordFence) before it answers
+	// with the token, off the start's path: the shim finds it there.
+	Dir string `json:"dir,omitempty"`
+
 	// Ahead asks for the lock ahead of the shim's own request, which
 	// claims it: `shim start` sends it for the daemon it started (PID),
 	// and reads no answer. A lock no request claims is released.
