@@ -1,6 +1,9 @@
 package integration
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,10 +48,52 @@ func TestTrashedScratchImages(t *testing.T) {
 	tc.eventually("the trash to be empty", func() bool { return isEmptyDir(t, trash) })
 }
 
+// A shim killed at any step of its release, the move of an image to the
+// trash included, leaves nothing there once containerd has cleaned up
+// after it: `shim delete` replays the journal and empties the trash.
+func TestTrashAfterKilledRelease(t *testing.T) {
+	tc := newFailpointCase(t)
+	trash := filepath.Join(tc.stateDir, "trash")
+	name := "tk"
+	tc.mustRun(name+"-seed", image1, []string{class("all"), volName(name)}, "sh", "-c", "echo d > /data/mark; echo r > /root/mark")
+	steps := tc.setupSteps(name)
+	if steps < minSteps {
+		t.Fatalf("setup has %d steps, want at least %d", steps, minSteps)
+	}
+	for n := range steps {
+		id := fmt.Sprintf("tk-%d", n)
+		ann := []string{class("all"), volName(name), fmt.Sprintf("persist.containerd.io/failpoint=delete:%d:kill", n)}
+		if out, err := tc.start(id, image1, ann, "sleep", "600"); err != nil {
+			t.Fatalf("start: %v: %s", err, out)
+		}
+		shim := tc.shimPID(id)
+		ctr(tc.namespace, "task", "kill", "-s", "SIGKILL", id)
+		tc.eventually(id+" to exit", func() bool {
+			out, _ := ctr(tc.namespace, "task", "ls")
+			return !containsLine(out, id, "RUNNING")
+		})
+		ctr(tc.namespace, "task", "rm", id)
+		tc.eventually(fmt.Sprintf("the shim of %s to die at delete step %d", id, n), func() bool { return !alive(shim) })
+		if err := tc.remove(id); err != nil {
+			t.Fatal(err)
+		}
+		journal := filepath.Join(tc.stateDir, "journal", tc.namespace, id)
+		tc.eventually("the storage of "+id+" to be released", func() bool {
+			_, err := os.Stat(journal)
+			return os.IsNotExist(err)
+		})
+		// No other container runs meanwhile, whose release would empty
+		// the trash too.
+		tc.eventually(fmt.Sprintf("the trash to be empty after a kill at delete step %d", n), func() bool { return isEmptyDir(t, trash) })
+		tc.assertClean()
+	}
+}
+
+// isEmptyDir says whether dir holds nothing; a missing dir holds nothing.
 func isEmptyDir(t *testing.T, dir string) bool {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
 	return len(entries) == 0
