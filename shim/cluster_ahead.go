@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -24,7 +25,8 @@ import (
 //
 // It is best effort and costs the start no wait: the spec and config are
 // read while runc's manager starts the daemon, and the requests are sent
-// without waiting for an answer, only when an agent serves already. A lock
+// only if they are named by the time it has, without waiting for an
+// answer, and only when an agent serves already. A lock
 // that no daemon claims is released by the agent; nothing is mounted under
 // it before the daemon asks for it.
 
@@ -41,6 +43,16 @@ func startLockAhead(ctx context.Context, params *bootapi.BootstrapParams) *locki
 	var o runtimeoptions.Options
 	if found, err := params.FindExtension(&o); err != nil || !found {
 		return nil
+	}
+	body := o.ConfigBody
+	if o.ConfigPath != "" {
+		var err error
+		if body, err = os.ReadFile(o.ConfigPath); err != nil {
+			return nil
+		}
+	}
+	if !bytes.Contains(body, []byte("cluster")) {
+		return nil // no [cluster]: not a process's worth of work to find out
 	}
 	ns, ok := namespaces.Namespace(ctx)
 	if !ok {
@@ -77,7 +89,11 @@ func (l *lockingAhead) send() {
 	if l == nil {
 		return
 	}
-	<-l.done
+	select {
+	case <-l.done:
+	default:
+		return // not named yet: the daemon asks for them, this start does not wait
+	}
 	if len(l.attaches) == 0 {
 		return
 	}

@@ -89,6 +89,7 @@ name = "{name}"
 	}
 	defer daemon.Wait()
 	defer daemon.Process.Kill()
+	<-ahead.done // named by the time runc's manager has started the daemon
 	ahead.send()
 	f.waitLines(t, 1)
 	f.mu.Lock()
@@ -99,5 +100,21 @@ name = "{name}"
 	r := f.requests[0]
 	if !r.Ahead || r.PID != daemon.Process.Pid || r.Container != "c1" || r.Namespace != "default" || r.Volume != "pg" || r.Node != "node-a" {
 		t.Errorf("request %+v, want one ahead for pid %d, default/pg of c1", r, daemon.Process.Pid)
+	}
+}
+
+// A config that names no cluster costs shim start nothing more than its
+// read.
+func TestLockAheadWithoutCluster(t *testing.T) {
+	cfgPath := filepath.Join(t.TempDir(), "persist.toml")
+	if err := os.WriteFile(cfgPath, []byte("version = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	params := &bootapi.BootstrapParams{}
+	if err := params.AddExtension(&runtimeoptions.Options{ConfigPath: cfgPath}); err != nil {
+		t.Fatal(err)
+	}
+	if l := startLockAhead(namespaces.WithNamespace(context.Background(), "default"), params); l != nil {
+		t.Error("shim start names cluster locks of a config without [cluster]")
 	}
 }
