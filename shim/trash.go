@@ -30,8 +30,8 @@ var trash trashBin
 
 type trashBin struct {
 	mu      sync.Mutex
-	waited  bool // a shutdown callback waits for the unlinks: they may be left to the background
-	pending sync.WaitGroup
+	waited  bool            // a shutdown callback waits for the unlinks: they may be left to the background
+	pending []chan struct{} // closed as each unlink ends
 }
 
 func init() {
@@ -73,9 +73,12 @@ func (t *trashBin) unlinker(d state.Dir) func(string) {
 // unlinkLater unlinks an image in the trash of d in the background, and
 // then what else the trash holds: files a crash left there.
 func (t *trashBin) unlinkLater(d state.Dir, trashed string) {
-	t.pending.Add(1)
+	done := make(chan struct{})
+	t.mu.Lock()
+	t.pending = append(t.pending, done)
+	t.mu.Unlock()
 	go func() {
-		defer t.pending.Done()
+		defer close(done)
 		if err := os.Remove(trashed); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			log.L.WithError(err).Warn("unlink a released scratch image; persistctl gc removes it")
 		}
@@ -86,7 +89,25 @@ func (t *trashBin) unlinkLater(d state.Dir, trashed string) {
 }
 
 // wait waits for the unlinks begun so far.
-func (t *trashBin) wait() { t.pending.Wait() }
+func (t *trashBin) wait() {
+	t.mu.Lock()
+	pending := t.pending
+	t.mu.Unlock()
+	for _, done := range pending {
+		<-done
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var still []chan struct{}
+	for _, done := range t.pending {
+		select {
+		case <-done:
+		default:
+			still = append(still, done)
+		}
+	}
+	t.pending = still
+}
 
 // reserveEmptyingTrash is reserve, which reserves the space of a disk
 // scratch image in state dir d, tried once more after the trash is emptied

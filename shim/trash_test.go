@@ -55,3 +55,34 @@ func TestReserveEmptiesTrashWhenFull(t *testing.T) {
 		})
 	}
 }
+
+// In a daemon whose exit waits for it, a trashed image is unlinked in the
+// background with whatever else the trash holds, and wait sees it done;
+// elsewhere images are unlinked in place.
+func TestTrashBinUnlinksLater(t *testing.T) {
+	d := state.Dir(t.TempDir())
+	if (&trashBin{}).unlinker(d) != nil {
+		t.Fatal("a process whose exit does not wait got a background unlinker")
+	}
+	if err := os.Mkdir(d.Trash(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, name := range []string{"0000000000000001.img", "0000000000000002.img"} { // the second: a crash's
+		files = append(files, filepath.Join(d.Trash(), name))
+		if err := os.WriteFile(files[len(files)-1], nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := &trashBin{waited: true}
+	bin.unlinker(d)(files[0])
+	bin.wait()
+	for _, f := range files {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s is still in the trash after wait: %v", f, err)
+		}
+	}
+	if len(bin.pending) != 0 {
+		t.Errorf("%d unlinks still pending after wait", len(bin.pending))
+	}
+}
