@@ -210,6 +210,7 @@ func (a *Agent) hold(in io.Reader, out io.Writer, stopFor func(context.Context, 
 type held struct {
 	req    hold.Request
 	key    string
+	pool   *pool
 	sess   *Session
 	lock   *Lock
 	stop   Stop
@@ -230,7 +231,7 @@ func (a *Agent) take(req hold.Request, stopFor func(context.Context, hold.Reques
 	if err != nil {
 		return nil, err
 	}
-	l := &held{req: req, key: p.c.Key(req.Namespace, req.Tenant, req.Volume), fenced: make(chan error, 1)}
+	l := &held{req: req, key: p.c.Key(req.Namespace, req.Tenant, req.Volume), pool: p, fenced: make(chan error, 1)}
 	var watch context.Context
 	watch, l.cancel = context.WithCancel(ctx)
 	l.stop = stopFor(watch, req)
@@ -300,11 +301,20 @@ func (l *held) fence(s *Session, why error, deadline time.Time) {
 	l.fenced <- fmt.Errorf("fence: %s: %w", l.key, errors.Join(why, serr, rerr))
 }
 
-// end revokes l's lease, which deletes its lock: nothing was mounted under
-// it, or it is unmounted.
+// end deletes l's lock, and gives its lease back to the pool: nothing was
+// mounted under it, or it is unmounted.
 func (l *held) end() error {
 	defer l.cancel()
-	return l.sess.Close(context.Background())
+	ctx := context.Background()
+	if l.lock == nil { // it was refused
+		l.pool.giveBack(l.sess)
+		return nil
+	}
+	if err := l.sess.Unlock(ctx, l.lock); err != nil {
+		return errors.Join(err, l.sess.Close(ctx)) // the lease's revoke deletes it
+	}
+	l.pool.giveBack(l.sess)
+	return nil
 }
 
 // serve answers the shim's questions until it releases the lock, ends, or

@@ -319,16 +319,15 @@ func TestHoldUnreachable(t *testing.T) {
 	}
 }
 
-// spare is the lease granted ahead on one of the agent's pools, if any.
+// spare is a spare lease of one of the agent's pools, if any.
 func (a *Agent) spare() *Session {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, p := range a.pools {
 		p.mu.Lock()
-		s := p.spare
-		p.mu.Unlock()
-		if s != nil {
-			return s
+		defer p.mu.Unlock()
+		if n := len(p.spares); n > 0 {
+			return p.spares[n-1]
 		}
 	}
 	return nil
@@ -441,5 +440,41 @@ func TestAgentServesUntilIdle(t *testing.T) {
 	}
 	if _, err := os.Stat(socket); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the idle agent's socket: %v", err)
+	}
+}
+
+// A released lock's lease, still alive, is the next lock's: a lock costs
+// one etcd write to take and one to release.
+func TestAgentReusesReleasedLeases(t *testing.T) {
+	srv := startEtcd(t)
+	var stops pipeHolder
+	a := NewAgent(stops.stopFor, io.Discard)
+	t.Cleanup(a.Close)
+	c, err := Dial(Options{Endpoints: []string{srv.Endpoint}, Node: "node-a", TTL: testTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var leases []int64
+	for _, container := range []string{"a1", "a2"} {
+		h := startHoldOn(t, a, srv.Endpoint, "node-a", container)
+		if m := h.read(t); m.Err() != nil {
+			t.Fatal(m.Err())
+		}
+		held, err := c.Holders(t.Context())
+		if err != nil || len(held) != 1 {
+			t.Fatalf("locks: %+v, %v", held, err)
+		}
+		leases = append(leases, held[0].Lease)
+		h.send(t, "release")
+		if m := h.read(t); !m.Released {
+			t.Fatalf("release: %+v", m)
+		}
+		if held, err := c.Holders(t.Context()); err != nil || len(held) != 0 {
+			t.Fatalf("locks after the release: %+v, %v", held, err)
+		}
+	}
+	if leases[0] != leases[1] {
+		t.Errorf("leases %v: the second lock did not reuse the first one's", leases)
 	}
 }
