@@ -260,7 +260,7 @@ func (p *Lock) ask(line []byte) (Message, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, err := p.conn.Write(line); err != nil {
-		return Message{}, fmt.Errorf("%w: %w: the cluster agent is gone: %w", errdefs.ErrUnavailable, ErrFenced, err)
+		return Message{}, fmt.Errorf("%w: %w: %w: %w", errdefs.ErrUnavailable, ErrFenced, errUnanswered, err)
 	}
 	t := time.NewTimer(p.wait)
 	defer t.Stop()
