@@ -240,9 +240,21 @@ func (tc *tcase) assertClean() {
 	}
 }
 
-// leftoversIn lists what a state dir holds of containers of a namespace.
+// leftoversIn lists what a state dir holds of containers of a namespace,
+// and its trash: a released scratch image is unlinked there right after
+// the delete returns, so the trash is given a few seconds to empty.
 func leftoversIn(stateDir, namespace string) []string {
+	trash := filepath.Join(stateDir, "trash")
 	var left []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		entries, _ := os.ReadDir(trash)
+		if len(entries) == 0 || time.Now().After(deadline) {
+			for _, e := range entries {
+				left = append(left, filepath.Join(trash, e.Name()))
+			}
+			break
+		}
+	}
 	for _, sub := range []string{"journal", "locks", "scratch", "mounts"} {
 		root := filepath.Join(stateDir, sub, namespace)
 		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
