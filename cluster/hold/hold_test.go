@@ -66,9 +66,9 @@ func fakeAgent(conn net.Conn, mode string) {
 	}
 }
 
-// start has a fake agent in this process, doing mode, take a lock; lost
-// receives what lost is called with.
-func start(t *testing.T, mode string) (*Lock, chan error, error) {
+// listenAgent listens where an agent would, for a fake one in this
+// process.
+func listenAgent(t *testing.T) (string, net.Listener) {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), Socket)
 	l, err := net.Listen("unix", socket)
@@ -76,6 +76,14 @@ func start(t *testing.T, mode string) (*Lock, chan error, error) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
+	return socket, l
+}
+
+// start has a fake agent in this process, doing mode, take a lock; lost
+// receives what lost is called with.
+func start(t *testing.T, mode string) (*Lock, chan error, error) {
+	t.Helper()
+	socket, l := listenAgent(t)
 	go func() {
 		if conn, err := l.Accept(); err == nil {
 			fakeAgent(conn, mode)
@@ -94,12 +102,7 @@ func start(t *testing.T, mode string) (*Lock, chan error, error) {
 // A connection that the agent drops unanswered, as one closing when idle
 // does, is asked again.
 func TestUnansweredIsAskedAgain(t *testing.T) {
-	socket := filepath.Join(t.TempDir(), Socket)
-	l, err := net.Listen("unix", socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	socket, l := listenAgent(t)
 	go func() {
 		if conn, err := l.Accept(); err == nil {
 			conn.Close()
