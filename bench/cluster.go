@@ -247,8 +247,8 @@ func lockCycles(persistctl, endpoint, dir string, n int) (lock, release series, 
 	var locks, releases []float64
 	for i := range n + 1 {
 		req := hold.Request{
-			Endpoints: []string{endpoint}, Node: "bench", TTL: 15 * time.Second,
-			Namespace: "bench", Volume: "cycle", Backend: "shared", Container: fmt.Sprint(i), PID: os.Getpid(), Since: time.Now(),
+			Endpoints: []string{endpoint}, TTL: 15 * time.Second,
+			Holder: hold.Holder{Node: "bench", Namespace: "bench", Volume: "cycle", Backend: "shared", Container: fmt.Sprint(i), PID: os.Getpid(), Since: time.Now()},
 			Bundle: filepath.Join(dir, "no-bundle"), Mount: filepath.Join(dir, "no-mount"),
 		}
 		start := time.Now()

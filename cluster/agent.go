@@ -239,10 +239,7 @@ func (a *Agent) take(req hold.Request, stopFor func(context.Context, hold.Reques
 		l.cancel()
 		return nil, err
 	}
-	l.lock, err = l.sess.Lock(ctx, l.key, Holder{
-		Node: req.Node, Namespace: req.Namespace, Tenant: req.Tenant, Volume: req.Volume, Backend: req.Backend,
-		Container: req.Container, PID: req.PID, Since: req.Since,
-	})
+	l.lock, err = l.sess.Lock(ctx, l.key, req.Holder)
 	if err != nil {
 		l.end()
 		return nil, err

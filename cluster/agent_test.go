@@ -56,8 +56,8 @@ func startHoldOn(t *testing.T, a *Agent, endpoint, node, container string) *pipe
 	}()
 	t.Cleanup(func() { inW.Close(); outR.Close() })
 	req := hold.Request{
-		Endpoints: []string{endpoint}, Node: node, TTL: testTTL,
-		Namespace: "default", Volume: "db", Backend: "shared", Container: container, PID: 1, Since: time.Now(),
+		Endpoints: []string{endpoint}, TTL: testTTL,
+		Holder: hold.Holder{Node: node, Namespace: "default", Volume: "db", Backend: "shared", Container: container, PID: 1, Since: time.Now()},
 	}
 	b, _ := json.Marshal(req)
 	h.send(t, string(b))
@@ -203,9 +203,9 @@ func TestAgentRecordsTheFence(t *testing.T) {
 	dir := t.TempDir()
 	for i, d := range []string{dir, filepath.Join(dir, "not-made")} {
 		req := hold.Request{
-			Endpoints: []string{srv.Endpoint}, Node: "node-a", TTL: testTTL,
-			Namespace: "default", Volume: fmt.Sprint("v", i), Backend: "shared", Container: "a1", PID: 1, Since: time.Now(),
-			Dir: d,
+			Endpoints: []string{srv.Endpoint}, TTL: testTTL,
+			Holder: hold.Holder{Node: "node-a", Namespace: "default", Volume: fmt.Sprint("v", i), Backend: "shared", Container: "a1", PID: 1, Since: time.Now()},
+			Dir:    d,
 		}
 		b, _ := json.Marshal(req)
 		inR, inW := io.Pipe()
@@ -338,9 +338,9 @@ func (a *Agent) spare() *Session {
 func holdAhead(t *testing.T, a *Agent, endpoint, container string, pid int) {
 	t.Helper()
 	req := hold.Request{
-		Endpoints: []string{endpoint}, Node: "node-a", TTL: testTTL,
-		Namespace: "default", Volume: "db", Backend: "shared", Container: container, PID: pid, Since: time.Now(),
-		Ahead: true,
+		Endpoints: []string{endpoint}, TTL: testTTL,
+		Holder: hold.Holder{Node: "node-a", Namespace: "default", Volume: "db", Backend: "shared", Container: container, PID: pid, Since: time.Now()},
+		Ahead:  true,
 	}
 	b, _ := json.Marshal(req)
 	var out strings.Builder
@@ -416,8 +416,8 @@ func TestAgentServesUntilIdle(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(l, 300*time.Millisecond) }()
 	p, err := hold.Start("", socket, hold.Request{
-		Endpoints: []string{srv.Endpoint}, Node: "node-a", TTL: testTTL,
-		Namespace: "default", Volume: "db", Backend: "shared", Container: "a1", PID: 1, Since: time.Now(),
+		Endpoints: []string{srv.Endpoint}, TTL: testTTL,
+		Holder: hold.Holder{Node: "node-a", Namespace: "default", Volume: "db", Backend: "shared", Container: "a1", PID: 1, Since: time.Now()},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)

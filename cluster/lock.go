@@ -17,16 +17,7 @@ import (
 var ErrHeld = hold.ErrHeld
 
 // Holder is who holds a volume's lock: the value of its key.
-type Holder struct {
-	Node      string    `json:"node"`
-	Namespace string    `json:"namespace"`
-	Tenant    string    `json:"tenant,omitempty"`
-	Volume    string    `json:"volume"`
-	Backend   string    `json:"backend"`
-	Container string    `json:"container"`
-	PID       int       `json:"pid"` // of the shim
-	Since     time.Time `json:"since"`
-}
+type Holder = hold.Holder
 
 // Lock is a volume's lock held by a Session.
 type Lock struct {

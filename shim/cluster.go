@@ -110,9 +110,11 @@ func (a *clusterAttach) start() (*hold.Lock, error) {
 // pid.
 func (a *clusterAttach) request(pid int) hold.Request {
 	return hold.Request{
-		Endpoints: a.cfg.Etcd, CAFile: a.cfg.CAFile, CertFile: a.cfg.CertFile, KeyFile: a.cfg.KeyFile, Node: a.cfg.Node, TTL: a.cfg.TTL(),
-		Namespace: a.id.Namespace(), Tenant: a.id.Tenant(), Volume: a.id.Name(), Backend: a.backend,
-		Container: a.c.id, PID: pid, Since: a.since,
+		Endpoints: a.cfg.Etcd, CAFile: a.cfg.CAFile, CertFile: a.cfg.CertFile, KeyFile: a.cfg.KeyFile, TTL: a.cfg.TTL(),
+		Holder: hold.Holder{
+			Node: a.cfg.Node, Namespace: a.id.Namespace(), Tenant: a.id.Tenant(), Volume: a.id.Name(), Backend: a.backend,
+			Container: a.c.id, PID: pid, Since: a.since,
+		},
 		Bundle: a.c.bundle, Mount: a.mount, Dir: a.dir,
 	}
 }

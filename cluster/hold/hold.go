@@ -44,18 +44,9 @@ var (
 	ErrFenced = errors.New("lost the cluster lease")
 )
 
-// Request is what the shim asks the agent: take the lock of one volume,
-// for one container.
-type Request struct {
-	// The [cluster] table.
-	Endpoints []string      `json:"endpoints"`
-	CAFile    string        `json:"ca_file,omitempty"`
-	CertFile  string        `json:"cert_file,omitempty"`
-	KeyFile   string        `json:"key_file,omitempty"`
-	Node      string        `json:"node"`
-	TTL       time.Duration `json:"ttl"`
-
-	// The volume and who holds it.
+// Holder is who holds a volume's lock: the value of its key in etcd.
+type Holder struct {
+	Node      string    `json:"node"`
 	Namespace string    `json:"namespace"`
 	Tenant    string    `json:"tenant,omitempty"`
 	Volume    string    `json:"volume"`
@@ -63,6 +54,20 @@ type Request struct {
 	Container string    `json:"container"`
 	PID       int       `json:"pid"` // of the shim
 	Since     time.Time `json:"since"`
+}
+
+// Request is what the shim asks the agent: take the lock of one volume,
+// for one container.
+type Request struct {
+	// The [cluster] table, but for the node, which is the Holder's.
+	Endpoints []string      `json:"endpoints"`
+	CAFile    string        `json:"ca_file,omitempty"`
+	CertFile  string        `json:"cert_file,omitempty"`
+	KeyFile   string        `json:"key_file,omitempty"`
+	TTL       time.Duration `json:"ttl"`
+
+	// The volume and who holds it.
+	Holder
 
 	// What the agent stops when it fences: the container whose bundle
 	// holds init.pid, and the volume's mount on this host.

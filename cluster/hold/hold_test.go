@@ -90,7 +90,7 @@ func start(t *testing.T, mode string) (*Lock, chan error, error) {
 		}
 	}()
 	lost := make(chan error, 1)
-	p, err := Start("/nonexistent/persistctl", socket, Request{Node: "node-b"}, func(why error, m Message) {
+	p, err := Start("/nonexistent/persistctl", socket, Request{Holder: Holder{Node: "node-b"}}, func(why error, m Message) {
 		if m.Fenced != "" {
 			why = fmt.Errorf("%w (reported)", why)
 		}
@@ -111,7 +111,7 @@ func TestUnansweredIsAskedAgain(t *testing.T) {
 			fakeAgent(conn, "serve")
 		}
 	}()
-	p, err := Start("/nonexistent/persistctl", socket, Request{Node: "node-b"}, nil)
+	p, err := Start("/nonexistent/persistctl", socket, Request{Holder: Holder{Node: "node-b"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestStartStartsTheAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	p, err := Start(bin, filepath.Join(dir, Socket), Request{Node: "node-b"}, nil)
+	p, err := Start(bin, filepath.Join(dir, Socket), Request{Holder: Holder{Node: "node-b"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestStartStartsTheAgent(t *testing.T) {
 
 // An agent that cannot be started says so, naming the binary.
 func TestStartWithoutAnAgent(t *testing.T) {
-	_, err := Start("/nonexistent/persistctl", filepath.Join(t.TempDir(), Socket), Request{Node: "node-b"}, nil)
+	_, err := Start("/nonexistent/persistctl", filepath.Join(t.TempDir(), Socket), Request{Holder: Holder{Node: "node-b"}}, nil)
 	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "/nonexistent/persistctl") {
 		t.Fatalf("start without persistctl: %v", err)
 	}
