@@ -208,11 +208,12 @@ func (d *listDir) at(disk string) volumeAt {
 	return volumeAt{fd: d.fd, rel: disk, locks: d.locks}
 }
 
-// lockNames lists the lock files in dir; a missing dir has none.
+// lockNames lists the lock files in dir; a missing dir has none (and an
+// empty map, not nil, which would have every lock tested).
 func lockNames(dir string) (map[string]bool, error) {
 	f, err := os.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return map[string]bool{}, nil
 	}
 	if err != nil {
 		return nil, err
