@@ -33,7 +33,7 @@ func (r *metaReader) read(dirfd int, rel, dir string) (Meta, error) {
 	if err != nil {
 		return m, err
 	}
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := decodeMeta(b, &m); err != nil {
 		return m, fmt.Errorf("read %s: %w", filepath.Join(dir, metaFile), err)
 	}
 	// As ReadMeta: a crash may have left attached.json empty or cut short,
