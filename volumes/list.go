@@ -205,7 +205,8 @@ func (d *listDir) jobs(jobs []listJob) []listJob {
 
 // at is where the volume disk of d is read from.
 func (d *listDir) at(disk string) volumeAt {
-	return volumeAt{fd: d.fd, rel: disk, locks: d.locks}
+	// d.path is clean and disk one name: what filepath.Join would make.
+	return volumeAt{fd: d.fd, rel: disk, dir: d.path + "/" + disk, locks: d.locks}
 }
 
 // lockNames lists the lock files in dir; a missing dir has none (and an
@@ -231,26 +232,22 @@ func lockNames(dir string) (map[string]bool, error) {
 }
 
 // volumeAt is where info reads a volume from: its directory is rel under
-// the open directory fd (unix.AT_FDCWD: rel is a path like any other).
+// the open directory fd (unix.AT_FDCWD: rel is a path like any other), and
+// dir, its full path, is what Info and errors show.
 // When locks is not nil, the volume's lock is tested only if its name is
 // in it: a lock file made after its directory was read is one taken after
 // the volume was listed.
 type volumeAt struct {
-	fd    int
-	rel   string
-	locks map[string]bool
+	fd       int
+	rel, dir string
+	locks    map[string]bool
 }
 
 // info reads the volume whose directory is <ns>/[@tenant/]<disk> in b, from
 // at. The directory names are the truth for namespace and tenant: a copied
 // volume.json may disagree; its name is taken only if it leads to disk.
 func (s *Store) info(r *metaReader, b Backend, ns, tenant, disk string, at volumeAt) (Info, error) {
-	name := disk
-	rel := filepath.Join(ns, disk)
-	if tenant != "" {
-		rel = filepath.Join(ns, tenantPrefix+tenant, disk)
-	}
-	dir := filepath.Join(b.Path, rel)
+	name, dir := disk, at.dir
 	m, err := r.read(at.fd, at.rel, dir)
 	if err != nil {
 		return Info{}, err
@@ -286,7 +283,7 @@ func (s *Store) Inspect(b Backend, id ID) (Info, error) {
 		return Info{}, err
 	}
 	dir := b.Dir(id)
-	info, err := s.info(&metaReader{}, b, id.namespace, id.tenant, diskName(id.name), volumeAt{fd: unix.AT_FDCWD, rel: dir})
+	info, err := s.info(&metaReader{}, b, id.namespace, id.tenant, diskName(id.name), volumeAt{fd: unix.AT_FDCWD, rel: dir, dir: dir})
 	if err != nil {
 		return Info{}, err
 	}

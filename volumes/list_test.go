@@ -103,6 +103,9 @@ func TestListHolders(t *testing.T) {
 			t.Fatal(err)
 		}
 		holders[id] = i.Holder
+		if i.Dir != e.b.Dir(id) {
+			t.Errorf("volume %s: dir %s, want %s", id, i.Dir, e.b.Dir(id))
+		}
 	}
 	for _, id := range []ID{held, inTenant, longID} {
 		if h := holders[id]; h == nil || !sameHolder(*h, holderA) {
