@@ -31,10 +31,10 @@ const (
 
 // StateSubdirs are the directories the shim keeps in the state dir: setup
 // journals, scratch areas, volume locks, loop mounts of volumes, image
-// templates, setup timings, the trash of released scratch images and the
-// cluster agent's socket. A backend inside one of them would mix volumes with the
+// templates, setup timings, the trash of released scratch images, spare
+// scratch filesystems and the cluster agent's socket. A backend inside one of them would mix volumes with the
 // shim's own files; one directly under the state dir is fine.
-var StateSubdirs = []string{"journal", "scratch", "locks", "mounts", "templates", "metrics", "trash", "cluster"}
+var StateSubdirs = []string{"journal", "scratch", "locks", "mounts", "templates", "metrics", "trash", "spare", "cluster"}
 
 // systemDirs are host directories that neither the state dir nor a backend
 // may be: the shim would fill them with its files, gc would walk them, and

@@ -310,6 +310,11 @@ func (cc *clusterCase) cleanup() {
 			}
 		}
 	}
+	for _, n := range []*node{cc.a, cc.b} {
+		if n != nil {
+			drainSpares(t, n.stateDir)
+		}
+	}
 	for _, m := range mountsUnder(cc.dir) {
 		t.Errorf("left mounted: %s", m)
 	}

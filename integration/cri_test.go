@@ -492,6 +492,9 @@ func (d *criDaemon) storageOf(t *testing.T, id, stateDir string) string {
 // entry in a state dir, runc's state of a container, or a shim.
 func (d *criDaemon) assertClean(t *testing.T) {
 	t.Helper()
+	for _, sub := range []string{"file", "inline"} {
+		drainSpares(t, filepath.Join(d.root, sub, "state"))
+	}
 	for _, m := range mountsUnder(d.root) {
 		t.Errorf("left mounted: %s", m)
 	}

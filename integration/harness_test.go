@@ -14,8 +14,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/internal/containerdtest"
 	"github.com/containerd-persist/containerd-persist/internal/testenv"
+	"github.com/containerd-persist/containerd-persist/overlay"
+	"github.com/containerd-persist/containerd-persist/state"
 )
 
 // tcase is one test's world: its config, state dir and backends, and the
@@ -217,6 +220,7 @@ func (tc *tcase) mountTmpfs(dir string, size int) {
 // entry in its state dir (empty per-namespace directories may stay).
 func (tc *tcase) assertClean() {
 	tc.t.Helper()
+	drainSpares(tc.t, tc.stateDir)
 	for _, m := range mountsUnder(tc.dir) {
 		if !slices.Contains(tc.ownMounts, m) {
 			tc.t.Errorf("left mounted: %s", m)
@@ -237,6 +241,16 @@ func (tc *tcase) assertClean() {
 			}
 			return nil
 		})
+	}
+}
+
+// drainSpares drains the spare disk scratch filesystems that released
+// containers left in stateDir for the next one: they are kept on purpose,
+// and what the drain leaves is then a leftover like any other.
+func drainSpares(t *testing.T, stateDir string) {
+	t.Helper()
+	if err := (overlay.Spares{Dir: state.Dir(stateDir).Spares(), Mounter: host.Linux{}}).Drain(); err != nil {
+		t.Errorf("drain the spare scratch filesystems: %v", err)
 	}
 }
 

@@ -90,6 +90,7 @@ func TestNerdctl(t *testing.T) {
 func assertDefaultStateClean(t *testing.T, ns string) {
 	t.Helper()
 	const stateDir = "/var/lib/containerd-persist"
+	drainSpares(t, stateDir)
 	for _, e := range leftoversIn(stateDir, ns) {
 		t.Errorf("left in %s: %s", stateDir, e)
 	}

@@ -28,7 +28,7 @@ func TestDiskScratchReservationFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	tc.assertClean()
-	images, _ := filepath.Glob(filepath.Join(tc.dir, "state", "scratch", "*", "*", "*.img"))
+	images, _ := filepath.Glob(filepath.Join(tc.dir, "state", "scratch", "*", "*", "*", "fs.img"))
 	for _, img := range images {
 		t.Errorf("a failed create left its scratch image %s", img)
 	}

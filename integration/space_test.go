@@ -158,7 +158,7 @@ func TestSpaceIsReserved(t *testing.T) {
 
 	// Disk scratch goes with its container: check it while it is mounted,
 	// read-only, now that its container has synced and ended.
-	scratch, _ := filepath.Glob(filepath.Join(tc.stateDir, "scratch", tc.namespace, "*", "*.img"))
+	scratch, _ := filepath.Glob(filepath.Join(tc.stateDir, "scratch", tc.namespace, "*", "*", "fs.img"))
 	if len(scratch) != len(ids) {
 		t.Errorf("scratch images %v, want one per container", scratch)
 	}

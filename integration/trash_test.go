@@ -11,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A released disk scratch image is moved to the state dir's trash at
-// delete and unlinked after it, before its shim exits. While it waits
+// A released disk scratch image that is not kept as a spare is moved to
+// the state dir's trash at delete and unlinked after it, before its shim exits. While it waits
 // there it still holds its space, so a reservation that finds the
 // filesystem full empties the trash and tries once more: an image that a
 // killed shim left in the trash never makes a size promise fail.
@@ -33,7 +33,8 @@ func TestTrashedScratchImages(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tc.mustRun("trash-first", image1, []string{class("web")}, "true")
+	// With many files left in it, the scratch is not kept as a spare.
+	tc.mustRun("trash-first", image1, []string{class("web")}, "sh", "-c", "cd /var/tmp && seq 2000 | xargs touch")
 	if n, _ := unix.Read(fd, make([]byte, 4096)); n <= 0 {
 		t.Error("the released disk scratch image was not moved to the trash")
 	}

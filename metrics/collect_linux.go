@@ -17,6 +17,7 @@ import (
 
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/metrics/timings"
+	"github.com/containerd-persist/containerd-persist/overlay"
 	"github.com/containerd-persist/containerd-persist/state"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
@@ -206,6 +207,9 @@ func (c *Collector) collectScratch(s *scrape, records []timings.Record, errs *at
 		for _, name := range readDirs(dir) {
 			i, err := strconv.Atoi(name)
 			p := filepath.Join(dir, name)
+			if !mountedAt(p) {
+				p = overlay.Scratch{Disk: true}.Root(p) // a disk scratch's own directory
+			}
 			if err != nil || !mountedAt(p) {
 				continue
 			}
@@ -242,7 +246,9 @@ func (c *Collector) collectLeftovers(s *scrape) {
 		counts[k] = 0
 	}
 	for _, l := range found {
-		counts[l.Kind]++
+		if l.Kind != state.KindSpare { // kept on purpose, though gc drains them too
+			counts[l.Kind]++
+		}
 	}
 	for k, n := range counts {
 		s.add(famLeftovers, prometheus.MustNewConstMetric(famLeftovers.desc, prometheus.GaugeValue, float64(n), k))

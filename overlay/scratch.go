@@ -31,17 +31,36 @@ type Scratch struct {
 	// Mounted says that MountOwn has mounted the scratch's own filesystem
 	// at its dir already, ahead of Setup.
 	Mounted bool
+	// Spares, for a disk scratch, are the filesystems kept for it to take
+	// rather than make its own.
+	Spares Spares
 }
 
-// Image is the path of a disk scratch's image, for the upper at dir.
-func (s Scratch) Image(dir string) string { return dir + ".img" }
+// A disk scratch's filesystem and its image are kept together in the
+// scratch's dir, so that one rename moves both: see Spares.
+const (
+	rootName = "fs"
+	imageExt = ".img"
+)
+
+// Root is where the scratch's own filesystem is mounted, for the scratch
+// at dir: dir itself for tmpfs.
+func (s Scratch) Root(dir string) string {
+	if s.Disk {
+		return filepath.Join(dir, rootName)
+	}
+	return dir
+}
+
+// Image is the path of a disk scratch's image, for the scratch at dir.
+func (s Scratch) Image(dir string) string { return s.Root(dir) + imageExt }
 
 // Setup gives the scratch its own filesystem, laid over lower, and returns
 // the OCI mount that puts it at s.Path in the container.
 //
-// The upper filesystem (tmpfs, or an ext4 image for Disk) is mounted at dir,
-// which Setup creates. When lower has content, the overlay of it over the
-// upper is mounted on the host too, at dir/merged, from the directories
+// The upper filesystem (tmpfs, or an ext4 image for Disk) is mounted at
+// Root(dir); Setup creates dir. When lower has content, the overlay of it
+// over the upper is mounted on the host too, at Root(dir)/merged, from the directories
 // lower holds open: nothing of the lower is looked up by name again, so no
 // link that an image, a volume or a pod spec plants on the way to s.Path can
 // lead it to a host path. The container gets a bind of it, whose destination
@@ -62,7 +81,8 @@ func (s Scratch) Setup(h host.Mounter, j *journal.Journal, dir string, lower *Lo
 				"nodev", "nosuid"),
 		}, nil
 	}
-	upper, work, merged := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
+	root := s.Root(dir)
+	upper, work, merged := filepath.Join(root, "upper"), filepath.Join(root, "work"), filepath.Join(root, "merged")
 	bind := func(src string) specs.Mount {
 		return specs.Mount{Destination: s.Path, Type: "bind", Source: src, Options: []string{"rbind", "rw", "nosuid", "nodev"}}
 	}
@@ -104,52 +124,69 @@ func (s Scratch) Setup(h host.Mounter, j *journal.Journal, dir string, lower *Lo
 // but memory scratch with nothing to lay over do.
 func (s Scratch) OnHost(lower *Lower) bool { return s.Disk || !lower.empty() }
 
-// MountUpper mounts the scratch's own filesystem at dir, which it creates,
+// MountUpper mounts the scratch's own filesystem at Root(dir), making dir,
 // and makes the directory "upper" in it with owner's mode and ownership.
 func (s Scratch) MountUpper(h host.Mounter, j *journal.Journal, dir string, owner host.Owner) error {
 	if err := s.MountOwn(h, j, dir); err != nil {
 		return err
 	}
-	return owner.Mkdir(filepath.Join(dir, "upper"))
+	return owner.Mkdir(filepath.Join(s.Root(dir), "upper"))
 }
 
 // mountUpper is MountUpper, or only its upper directory when Mounted.
 func (s Scratch) mountUpper(h host.Mounter, j *journal.Journal, dir string, owner host.Owner) error {
 	if s.Mounted {
-		return owner.Mkdir(filepath.Join(dir, "upper"))
+		return owner.Mkdir(filepath.Join(s.Root(dir), "upper"))
 	}
 	return s.MountUpper(h, j, dir, owner)
 }
 
-// MountOwn mounts the scratch's own filesystem at dir, which it creates. It
-// needs nothing of the image: a disk scratch's can be mounted before the
-// container's root is known.
+// MountOwn mounts the scratch's own filesystem at Root(dir), making dir.
+// It needs nothing of the image: a disk scratch's can be mounted before the
+// container's root is known. A disk scratch takes a spare filesystem of its
+// size where one is kept, and else makes its image and mounts it.
 func (s Scratch) MountOwn(h host.Mounter, j *journal.Journal, dir string) error {
-	if err := j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
+	if !s.Disk {
+		if err := j.Record(journal.Step{Kind: journal.Dir, Path: dir}); err != nil {
+			return err
+		}
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return err
+		}
+		if err := j.Record(journal.Step{Kind: journal.Mount, Path: dir}); err != nil {
+			return err
+		}
+		m := mount.Mount{
+			Type:    "tmpfs",
+			Source:  "tmpfs",
+			Options: append(host.TmpfsOptions(s.Size), "mode=0700", "nodev", "nosuid"),
+		}
+		if err := h.Mount(m, dir); err != nil {
+			return fmt.Errorf("mount scratch for %s: %w", s.Path, err)
+		}
+		return nil
+	}
+	// Recorded before either way: a spare taken is undone as one made is.
+	root, image := s.Root(dir), s.Image(dir)
+	for _, step := range []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: image}, {Kind: journal.Dir, Path: root}, {Kind: journal.Mount, Path: root}} {
+		if err := j.Record(step); err != nil {
+			return err
+		}
+	}
+	if ok, err := s.Spares.Take(dir, s.Size); ok || err != nil {
 		return err
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
 	}
-	m := mount.Mount{
-		Type:    "tmpfs",
-		Source:  "tmpfs",
-		Options: append(host.TmpfsOptions(s.Size), "mode=0700", "nodev", "nosuid"),
+	if err := h.MakeImage(image, s.Size, host.ImageOptions{Sparse: s.ReserveLater}); err != nil {
+		return fmt.Errorf("make scratch image for %s: %w", s.Path, err)
 	}
-	if s.Disk {
-		image := s.Image(dir)
-		if err := j.Record(journal.Step{Kind: journal.File, Path: image}); err != nil {
-			return err
-		}
-		if err := h.MakeImage(image, s.Size, host.ImageOptions{Sparse: s.ReserveLater}); err != nil {
-			return fmt.Errorf("make scratch image for %s: %w", s.Path, err)
-		}
-		m = mount.Mount{Type: "ext4", Source: image, Options: []string{"loop", "nodev", "nosuid", "noatime"}}
-	}
-	if err := j.Record(journal.Step{Kind: journal.Mount, Path: dir}); err != nil {
+	if err := os.Mkdir(root, 0o700); err != nil {
 		return err
 	}
-	if err := h.Mount(m, dir); err != nil {
+	m := mount.Mount{Type: "ext4", Source: image, Options: []string{"loop", "nodev", "nosuid", "noatime"}}
+	if err := h.Mount(m, root); err != nil {
 		return fmt.Errorf("mount scratch for %s: %w", s.Path, err)
 	}
 	return nil

@@ -75,7 +75,7 @@ func TestScratchSetupMountsTheCheckedLower(t *testing.T) {
 				j.Close()
 				t.Fatal(err)
 			}
-			merged := filepath.Join(dir, "merged")
+			merged := filepath.Join(tt.scratch.Root(dir), "merged")
 			if m.Type != "bind" || m.Source != merged || m.Destination != tt.scratch.Path {
 				t.Errorf("Setup = %+v, want a bind of %s at %s", m, merged, tt.scratch.Path)
 			}
@@ -97,7 +97,7 @@ func TestScratchSetupMountsTheCheckedLower(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(merged, "new"), []byte("x"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := os.Lstat(filepath.Join(dir, "upper", "new")); err != nil {
+			if _, err := os.Lstat(filepath.Join(tt.scratch.Root(dir), "upper", "new")); err != nil {
 				t.Errorf("a write to the scratch is not in its upper: %v", err)
 			}
 			if _, err := os.Lstat(filepath.Join(im.top, "old", "tmp", "new")); err == nil {

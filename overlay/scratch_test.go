@@ -82,20 +82,21 @@ func TestScratchSetup(t *testing.T) {
 			scratch: Scratch{Path: "/var/tmp", Disk: true, Size: 1 << 30},
 			content: true,
 			wantCalls: func(dir string, l *Lower) []hosttest.Call {
-				img, merged := dir+".img", filepath.Join(dir, "merged")
+				root := filepath.Join(dir, "fs")
+				img, merged := root+".img", filepath.Join(root, "merged")
+				own := diskSteps(dir)
 				return []hosttest.Call{{
-					Op: "makeimage", Target: img, Size: 1 << 30,
-					Steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}},
+					Op: "makeimage", Target: img, Size: 1 << 30, Steps: own,
 				}, {
-					Op: "mount", Target: dir,
+					Op: "mount", Target: root,
 					Mount: mount.Mount{Type: "ext4", Source: img, Options: []string{"loop", "nodev", "nosuid", "noatime"}},
-					Steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}, {Kind: journal.Mount, Path: dir}},
+					Steps: own,
 				}, {
-					Op: "mount", Target: merged, Mount: overlayOf(dir, l),
-					Steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}, {Kind: journal.Mount, Path: dir}, {Kind: journal.Mount, Path: merged}},
+					Op: "mount", Target: merged, Mount: overlayOf(root, l),
+					Steps: append(own, journal.Step{Kind: journal.Mount, Path: merged}),
 				}}
 			},
-			want: func(dir string, _ *Lower) specs.Mount { return bindOf("/var/tmp", filepath.Join(dir, "merged")) },
+			want: func(dir string, _ *Lower) specs.Mount { return bindOf("/var/tmp", filepath.Join(dir, "fs", "merged")) },
 		},
 		{
 			name:      "memory with nothing to lay over",
@@ -112,17 +113,16 @@ func TestScratchSetup(t *testing.T) {
 			name:    "disk with nothing to lay over",
 			scratch: Scratch{Path: "/var/tmp", Disk: true, Size: 1 << 30},
 			wantCalls: func(dir string, _ *Lower) []hosttest.Call {
-				img := dir + ".img"
+				root := filepath.Join(dir, "fs")
 				return []hosttest.Call{{
-					Op: "makeimage", Target: img, Size: 1 << 30,
-					Steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}},
+					Op: "makeimage", Target: root + ".img", Size: 1 << 30, Steps: diskSteps(dir),
 				}, {
-					Op: "mount", Target: dir,
-					Mount: mount.Mount{Type: "ext4", Source: img, Options: []string{"loop", "nodev", "nosuid", "noatime"}},
-					Steps: []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: img}, {Kind: journal.Mount, Path: dir}},
+					Op: "mount", Target: root,
+					Mount: mount.Mount{Type: "ext4", Source: root + ".img", Options: []string{"loop", "nodev", "nosuid", "noatime"}},
+					Steps: diskSteps(dir),
 				}}
 			},
-			want: func(dir string, _ *Lower) specs.Mount { return bindOf("/var/tmp", filepath.Join(dir, "upper")) },
+			want: func(dir string, _ *Lower) specs.Mount { return bindOf("/var/tmp", filepath.Join(dir, "fs", "upper")) },
 		},
 	}
 	for _, tt := range tests {
@@ -156,7 +156,7 @@ func TestScratchSetup(t *testing.T) {
 				}
 				return
 			}
-			fi, err := os.Lstat(filepath.Join(dir, "upper"))
+			fi, err := os.Lstat(filepath.Join(tt.scratch.Root(dir), "upper"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +165,7 @@ func TestScratchSetup(t *testing.T) {
 			}
 			if tt.content {
 				for _, d := range []string{"work", "merged"} {
-					if fi, err := os.Lstat(filepath.Join(dir, d)); err != nil || !fi.IsDir() {
+					if fi, err := os.Lstat(filepath.Join(tt.scratch.Root(dir), d)); err != nil || !fi.IsDir() {
 						t.Errorf("%s = %v, %v; want a directory", d, fi, err)
 					}
 				}
@@ -336,4 +336,11 @@ func TestScratchSetupLayerLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// diskSteps are the steps a disk scratch at dir records before it takes a
+// spare or makes its filesystem: the same either way.
+func diskSteps(dir string) []journal.Step {
+	root := filepath.Join(dir, "fs")
+	return []journal.Step{{Kind: journal.Dir, Path: dir}, {Kind: journal.File, Path: root + ".img"}, {Kind: journal.Dir, Path: root}, {Kind: journal.Mount, Path: root}}
 }

@@ -117,18 +117,26 @@ func (s Spares) Put(root string) bool {
 }
 
 // empty removes everything in the filesystem mounted at root but its
-// lost+found, and says whether it could: fstree.RemoveAll neither follows
-// a link nor reaches into a mount.
+// lost+found, and says whether it could. Nothing is removed while a mount
+// is left on it (an overlay whose unmount failed); fstree.RemoveAll
+// neither follows a link nor reaches into a mount below that.
 func empty(root string) bool {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return false
 	}
+	var paths []string
 	for _, e := range entries {
-		if e.Name() == "lost+found" {
-			continue
+		p := filepath.Join(root, e.Name())
+		if mountedAt(p) {
+			return false
 		}
-		if fstree.RemoveAll(filepath.Join(root, e.Name())) != nil {
+		if e.Name() != "lost+found" {
+			paths = append(paths, p)
+		}
+	}
+	for _, p := range paths {
+		if fstree.RemoveAll(p) != nil {
 			return false
 		}
 	}

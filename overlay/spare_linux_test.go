@@ -235,6 +235,9 @@ func TestSparesRefused(t *testing.T) {
 			if _, err := os.Lstat(root + imageExt); err != nil {
 				t.Errorf("the refused scratch was moved: %v", err)
 			}
+			if _, err := os.Lstat(filepath.Join(root, "a-file")); tt.name == "a mount below" && err != nil {
+				t.Errorf("the scratch was emptied while a mount was left on it: %v", err)
+			}
 		})
 	}
 	var roots []string

@@ -22,7 +22,7 @@ func TestStorageEarlySetupTakenOver(t *testing.T) {
 	c := e.container("c1", nil)
 	e.host.Journal = state.Dir(cfg.StateDir).Journal("ns", "c1")
 	ctx := namespaces.WithNamespace(context.Background(), "ns")
-	s1 := filepath.Join(state.Dir(e.state).Scratch("ns", "c1"), "1")
+	s1 := filepath.Join(state.Dir(e.state).Scratch("ns", "c1"), "1", "fs") // the disk scratch's filesystem
 
 	e.storage.startEarly(ctx, e.bundle, &bundleSpec{Spec: c.spec}, cfg)
 	<-e.storage.early.done
@@ -59,7 +59,7 @@ selectable = true
 			c := e.container("c1", nil)
 			e.host.Journal = state.Dir(cfg.StateDir).Journal("ns", "c1")
 			ctx := namespaces.WithNamespace(context.Background(), "ns")
-			s1 := filepath.Join(state.Dir(e.state).Scratch("ns", "c1"), "1")
+			s1 := filepath.Join(state.Dir(e.state).Scratch("ns", "c1"), "1", "fs") // the disk scratch's filesystem
 			e.storage.startEarly(ctx, e.bundle, &bundleSpec{Spec: c.spec}, cfg)
 			<-e.storage.early.done
 			if name == "create failed" {

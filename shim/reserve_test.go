@@ -21,7 +21,7 @@ func TestStorageSetupReservesDiskScratchLater(t *testing.T) {
 			e := newSetupEnv(t)
 			cfg := e.config(t, twoScratch)
 			c := e.container("c1", nil)
-			image := filepath.Join(state.Dir(e.state).Scratch("ns", "c1"), "1") + ".img"
+			image := filepath.Join(state.Dir(e.state).Scratch("ns", "c1"), "1", "fs.img")
 			full := errors.New("no space left")
 			release := make(chan struct{})
 			var asked []string

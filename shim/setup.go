@@ -290,7 +290,7 @@ func (r *setupRun) scratch() error {
 		if err != nil {
 			return fmt.Errorf("scratch %s: %w", sc.Path, err)
 		}
-		scratch := scratchOf(sc)
+		scratch := r.scratchOf(sc)
 		scratch.Mounted = r.mounted[i]
 		if scratch.OnHost(lower) {
 			if err := r.mkScratchDir(dir); err != nil {
@@ -320,7 +320,7 @@ func (r *setupRun) scratch() error {
 func (r *setupRun) earlyScratch() error {
 	dir := state.Dir(r.cfg.StateDir).Scratch(r.c.namespace, r.c.id)
 	for i, sc := range r.class.Scratch {
-		scratch := scratchOf(sc)
+		scratch := r.scratchOf(sc)
 		if !scratch.Disk {
 			continue
 		}
@@ -339,8 +339,14 @@ func (r *setupRun) earlyScratch() error {
 	return nil
 }
 
-func scratchOf(sc config.Scratch) overlay.Scratch {
-	return overlay.Scratch{Path: sc.Path, Disk: sc.Medium == config.MediumDisk, Size: uint64(sc.Size), ReserveLater: true}
+func (r *setupRun) scratchOf(sc config.Scratch) overlay.Scratch {
+	return overlay.Scratch{Path: sc.Path, Disk: sc.Medium == config.MediumDisk, Size: uint64(sc.Size), ReserveLater: true,
+		Spares: spares(r.cfg.StateDir, r.mounter)}
+}
+
+// spares are the spare disk scratch filesystems of a state dir.
+func spares(stateDir string, m host.Mounter) overlay.Spares {
+	return overlay.Spares{Dir: state.Dir(stateDir).Spares(), Mounter: m}
 }
 
 // scratchMounter makes disk scratch images as copies of one formatted once

@@ -132,7 +132,7 @@ func (s *storage) begin(c *container, cfg *config.Config, class *config.Class) (
 		holder:  holder,
 		owner:   s,
 		store:   volumes.Open(state.Dir(cfg.StateDir).Volumes(), s.mounter, s.locks),
-		reserve: reserveEmptyingTrash(s.reserve, state.Dir(cfg.StateDir)),
+		reserve: reserveEmptyingTrash(s.reserve, state.Dir(cfg.StateDir), s.mounter),
 		vars:    templateVars(c.spec.Annotations, c.namespace, c.id),
 		tenant:  tenantOf(c.spec.Annotations),
 	}, nil
@@ -180,6 +180,10 @@ func (s *storage) teardown(path, ns, id string) error {
 		return errors.Join(err, terr)
 	}
 	u.State, u.Unlink = d, trash.unlinker(d)
+	// Only the daemon, which ran the container, knows that its processes
+	// are gone: `shim delete` unmounts rather than keep a spare.
+	keep := spares(string(d), s.mounter)
+	u.Keep = func(path string) bool { return d.InScratch(path) && keep.Put(path) }
 	if l.pending != nil {
 		<-l.pending // it writes to a volume that is released next
 	}

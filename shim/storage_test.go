@@ -160,7 +160,7 @@ func TestStorageSetupScratch(t *testing.T) {
 	}
 	d := state.Dir(e.state)
 	jpath, scratch := d.Journal("ns", "c1"), d.Scratch("ns", "c1")
-	s0, s1 := filepath.Join(scratch, "0"), filepath.Join(scratch, "1")
+	s0, s1 := filepath.Join(scratch, "0"), filepath.Join(scratch, "1", "fs") // s1: the disk scratch's filesystem
 
 	if !c.spec.Root.Readonly {
 		t.Error("immutable root not read-only")
@@ -243,7 +243,8 @@ size = "1MiB"
 			failAt:  3,
 			wantErr: []string{"scratch /var/tmp", "injected"},
 			wantCalls: func(s string) []string {
-				return []string{"mount " + s + "/0", "mount " + s + "/0/merged", "makeimage " + s + "/1.img", "unmount " + s + "/0/merged", "unmount " + s + "/0"}
+				// The disk scratch's mount is journaled before its image is made.
+				return []string{"mount " + s + "/0", "mount " + s + "/0/merged", "makeimage " + s + "/1/fs.img", "unmount " + s + "/1/fs", "unmount " + s + "/0/merged", "unmount " + s + "/0"}
 			},
 		},
 		{
@@ -252,8 +253,8 @@ size = "1MiB"
 			failAt:  4,
 			wantErr: []string{"scratch /var/tmp", "injected"},
 			wantCalls: func(s string) []string {
-				return []string{"mount " + s + "/0", "mount " + s + "/0/merged", "makeimage " + s + "/1.img", "mount " + s + "/1",
-					"unmount " + s + "/1", "unmount " + s + "/0/merged", "unmount " + s + "/0"}
+				return []string{"mount " + s + "/0", "mount " + s + "/0/merged", "makeimage " + s + "/1/fs.img", "mount " + s + "/1/fs",
+					"unmount " + s + "/1/fs", "unmount " + s + "/0/merged", "unmount " + s + "/0"}
 			},
 		},
 		{

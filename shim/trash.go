@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
 
+	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/state"
 )
 
@@ -111,17 +112,19 @@ func (t *trashBin) wait() {
 
 // reserveEmptyingTrash is reserve, which reserves the space of a disk
 // scratch image in state dir d, tried once more after the trash is emptied
-// when it finds its filesystem full: images released a moment ago hold
-// their space until they are unlinked, and a size is a promise.
-func reserveEmptyingTrash(reserve func(string, uint64) error, d state.Dir) func(string, uint64) error {
+// and the spare scratch filesystems drained when it finds its filesystem
+// full: images released a moment ago hold their space until they are
+// unlinked, spares while they are kept, and a size is a promise.
+func reserveEmptyingTrash(reserve func(string, uint64) error, d state.Dir, m host.Mounter) func(string, uint64) error {
 	return func(image string, size uint64) error {
 		err := reserve(image, size)
 		if !errors.Is(err, syscall.ENOSPC) {
 			return err
 		}
+		derr := spares(string(d), m).Drain()
 		trash.wait()
-		if _, terr := d.EmptyTrash(); terr != nil {
-			return errors.Join(err, terr)
+		if _, terr := d.EmptyTrash(); terr != nil || derr != nil {
+			return errors.Join(err, terr, derr)
 		}
 		return reserve(image, size)
 	}

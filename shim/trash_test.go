@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/containerd-persist/containerd-persist/host/hosttest"
 	"github.com/containerd-persist/containerd-persist/state"
 )
 
@@ -41,7 +42,7 @@ func TestReserveEmptiesTrashWhenFull(t *testing.T) {
 			reserve := reserveEmptyingTrash(func(string, uint64) error {
 				calls++
 				return tt.results[calls-1]
-			}, d)
+			}, d, &hosttest.Mounter{})
 			err := reserve("img", 16<<20)
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
 				t.Errorf("reserve = %v, want %v", err, tt.wantErr)

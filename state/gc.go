@@ -15,6 +15,7 @@ import (
 	"github.com/containerd-persist/containerd-persist/fstree"
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
+	"github.com/containerd-persist/containerd-persist/overlay"
 	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
@@ -24,6 +25,7 @@ const (
 	KindJournal = "journal" // setup journal of a dead container
 	KindScratch = "scratch" // scratch dir of a container that has no journal
 	KindTrash   = "trash"   // released scratch image not unlinked yet
+	KindSpare   = "spare"   // disk scratch filesystem kept for the next container
 	KindMount   = "mount"   // loopfile volume mount that no lock holds
 	KindLoop    = "loop"    // unmounted loop device over one of our images
 	KindVolume  = "volume"  // half-made or half-removed volume
@@ -93,6 +95,13 @@ func (g *GC) Find() ([]Leftover, error) {
 	}
 	for _, name := range trashed {
 		add(Leftover{Kind: KindTrash, Path: filepath.Join(g.Dir.Trash(), name)}, "released scratch image, not unlinked yet")
+	}
+	spares, err := readDir(g.Dir.Spares())
+	if err != nil {
+		return nil, fmt.Errorf("gc %s: %w", g.Dir.Spares(), err)
+	}
+	for _, name := range spares {
+		add(Leftover{Kind: KindSpare, Path: filepath.Join(g.Dir.Spares(), name)}, "spare scratch filesystem, kept mounted for the next container")
 	}
 	mounts := g.Dir.Mounts()
 	err = volumes.Places(mounts, func(rel string) {
@@ -197,6 +206,8 @@ func readDir(dir string) ([]string, error) {
 	return names, err
 }
 
+func (g *GC) spares() overlay.Spares { return overlay.Spares{Dir: g.Dir.Spares(), Mounter: g.Mounter} }
+
 // Remove removes one leftover that Find returned. What became live since
 // is left alone, with ErrLive; what is already gone is success.
 func (g *GC) Remove(l Leftover) error {
@@ -215,6 +226,8 @@ func (g *GC) Remove(l Leftover) error {
 		if err = os.Remove(l.Path); errors.Is(err, fs.ErrNotExist) {
 			err = nil
 		}
+	case KindSpare:
+		err = g.spares().DrainOne(l.Path)
 	case KindMount:
 		err = g.underLocks(l.locks, func() error { return g.unmountAndRemove(l.Path, false) })
 	case KindLoop:

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
@@ -23,6 +24,7 @@ const (
 	journalDir   = "journal"
 	scratchDir   = "scratch"
 	trashDir     = "trash"
+	spareDir     = "spare"
 	mountsDir    = "mounts"
 	templatesDir = "templates"
 	metricsDir   = "metrics"
@@ -42,8 +44,17 @@ func (d Dir) Journal(namespace, id string) string { return d.path(journalDir, na
 // Scratch is the directory of a container's scratch areas.
 func (d Dir) Scratch(namespace, id string) string { return d.path(scratchDir, namespace, id) }
 
+// InScratch says whether path lies in the scratch areas of d.
+func (d Dir) InScratch(path string) bool {
+	return strings.HasPrefix(path, d.path(scratchDir)+string(filepath.Separator))
+}
+
 // Templates is where pre-formatted images for disk scratch are kept.
 func (d Dir) Templates() string { return d.path(templatesDir) }
+
+// Spares is where released disk scratch filesystems are kept, mounted, for
+// the next container (overlay.Spares).
+func (d Dir) Spares() string { return d.path(spareDir) }
 
 // Metrics is where package metrics keeps the shim's records of setup and
 // teardown times, and its cache of dir volume walks.
@@ -79,10 +90,20 @@ type Undoer struct {
 	// the path of the release. Without it they are unlinked in place.
 	Unlink func(trashed string)
 	State  Dir
+	// Keep, when set, is asked first of each mount to undo, and keeps it
+	// mounted when it says so: it took the mount for its own (a disk
+	// scratch kept as a spare, see overlay.Spares), and what the journal
+	// names of it is gone.
+	Keep func(path string) bool
 }
 
 // Unmount implements journal.Undoer.
-func (u Undoer) Unmount(path string) error { return u.Mounter.Unmount(path) }
+func (u Undoer) Unmount(path string) error {
+	if u.Keep != nil && u.Keep(path) {
+		return nil
+	}
+	return u.Mounter.Unmount(path)
+}
 
 // Unlock implements journal.Undoer.
 func (u Undoer) Unlock(path string) error { return u.Locks.Release(path, u.Holder) }

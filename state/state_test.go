@@ -31,6 +31,7 @@ func TestDirPaths(t *testing.T) {
 		{d.Scratch("default", "c1"), "/var/lib/containerd-persist/scratch/default/c1"},
 		{Dir("/state/").Scratch("ns", "c"), "/state/scratch/ns/c"},
 		{d.Templates(), "/var/lib/containerd-persist/templates"},
+		{d.Spares(), "/var/lib/containerd-persist/spare"},
 		{d.Mounts(), "/var/lib/containerd-persist/mounts"},
 		{d.Metrics(), "/var/lib/containerd-persist/metrics"},
 		{d.Volumes().Mounts, "/var/lib/containerd-persist/mounts"},
@@ -59,6 +60,7 @@ func TestStateSubdirsCoverStatePaths(t *testing.T) {
 		d.Metrics(),
 		d.Cluster(),
 		d.Trash(),
+		d.Spares(),
 		volumes.Open(d.Volumes(), &hosttest.Mounter{}, volumes.NewLocks()).MountPath(id),
 		d.path(oldLocksDir, "ns", "v"),
 	} {
@@ -68,6 +70,20 @@ func TestStateSubdirsCoverStatePaths(t *testing.T) {
 		}
 		if first, _, _ := strings.Cut(rel, "/"); !slices.Contains(config.StateSubdirs, first) {
 			t.Errorf("%s is in state dir directory %q, which config.StateSubdirs lacks", p, first)
+		}
+	}
+}
+
+func TestInScratch(t *testing.T) {
+	d := Dir("/state")
+	for path, want := range map[string]bool{
+		"/state/scratch/ns/c/1/fs": true,
+		"/state/scratch":           false,
+		"/state/scratchy/ns/c":     false,
+		"/state/mounts/ns/fs":      false,
+	} {
+		if got := d.InScratch(path); got != want {
+			t.Errorf("InScratch(%s) = %v, want %v", path, got, want)
 		}
 	}
 }
