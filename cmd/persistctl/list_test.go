@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/containerd-persist/containerd-persist/volumes"
@@ -73,5 +77,39 @@ func TestListMany(t *testing.T) {
 	w.okJSON(&list, "volumes", "ls", "--json")
 	if len(list) != n || list[777].Holder == nil || list[777].Holder.Container != "db-7" || list[776].Holder != nil {
 		t.Errorf("ls --json: %d volumes, want %d with vol-0777 held by db-7", len(list), n)
+	}
+}
+
+// TestTableLikeTabwriter: ls's table is laid out as newTable and row lay
+// out a table with tabwriter, whatever the cells' widths, in runes.
+func TestTableLikeTabwriter(t *testing.T) {
+	rows := [][]string{
+		{"NAMESPACE", "TENANT", "NAME", "ATTACHED TO", "LAST"},
+		{"default", "", "a", "", ""},
+		{"k8s.io", "team-ä", "ünïcødé-name", "web-1 on node node-b", "2026-01-02T03:04:05Z"},
+		{"x", strings.Repeat("t", 70), "", "(shared)", "-"},
+		{"", "", "", "", ""},
+	}
+	var want bytes.Buffer
+	tw := tabwriter.NewWriter(&want, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(rows[0], "\t"))
+	for _, r := range rows[1:] {
+		row(tw, slices.Clone(r)...)
+	}
+	if err := tw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	tb := &table{}
+	for _, r := range rows {
+		tb.add(slices.Clone(r)...)
+	}
+	bw := bufio.NewWriter(&got)
+	tb.write(bw)
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() {
+		t.Errorf("table:\n%s\ntabwriter:\n%s", got.String(), want.String())
 	}
 }
