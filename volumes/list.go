@@ -44,12 +44,6 @@ const (
 // volume and tests the locks that exist, never the content, so it stays fast
 // with many volumes. A volume removed while it lists is left out.
 func (s *Store) List(backends []Backend, ns string) ([]Info, error) {
-	var dirs []*listDir
-	defer func() {
-		for _, d := range dirs {
-			d.f.Close()
-		}
-	}()
 	var jobs []listJob
 	for _, b := range backends {
 		if ok, err := backendExists(b); !ok {
@@ -66,22 +60,20 @@ func (s *Store) List(backends []Backend, ns string) ([]Info, error) {
 			}
 		}
 		for _, n := range namespaces {
-			d, tenants, err := openListDir(b, n, "")
+			d, tenants, err := readListDir(b, n, "")
 			if err != nil {
 				return nil, fmt.Errorf("list volumes of backend %s: %w", b.Name, err)
 			}
 			if d == nil {
 				continue
 			}
-			dirs = append(dirs, d)
 			jobs = d.jobs(jobs)
 			for _, tenant := range tenants {
-				td, _, err := openListDir(b, n, tenant)
+				td, _, err := readListDir(b, n, tenant)
 				if err != nil {
 					return nil, fmt.Errorf("list volumes of backend %s: %w", b.Name, err)
 				}
 				if td != nil {
-					dirs = append(dirs, td)
 					jobs = td.jobs(jobs)
 				}
 			}
@@ -104,7 +96,12 @@ func (s *Store) List(backends []Backend, ns string) ([]Info, error) {
 				}
 				for i := first; i < min(first+batch, len(jobs)); i++ {
 					j := jobs[i]
-					infos[i], errs[i] = s.info(&r, j.d.b, j.d.ns, j.d.tenant, j.disk, j.d.at(j.disk))
+					at, err := j.d.at(j.disk)
+					if err == nil {
+						infos[i], err = s.info(&r, j.d.b, j.d.ns, j.d.tenant, j.disk, at)
+					}
+					errs[i] = err
+					j.d.done()
 				}
 			}
 		})
@@ -135,18 +132,24 @@ func compareInfo(a, b *Info) int {
 		strings.Compare(a.Name, b.Name), strings.Compare(a.Backend, b.Backend))
 }
 
-// listDir is a directory of volumes being listed, <ns>/[@tenant/] in b,
-// open so that each volume's files are found from it, not from /.
+// listDir is a directory of volumes being listed, <ns>/[@tenant/] in b.
+// While its volumes are read it is open, so that each volume's files are
+// found from it, not from /; it is opened by the first of them and closed
+// by the last, so that a host with thousands of tenants does not run out of
+// descriptors.
 type listDir struct {
 	b          Backend
 	ns, tenant string
 	path       string
-	f          *os.File
-	fd         int // f's, taken once: Fd is not for concurrent callers
 	disks      []string
 	// locks are the names in the directory's locks directory: a volume
 	// with no lock file is not held, and needs no open to say so.
 	locks map[string]bool
+
+	open    sync.Once
+	fd      int
+	openErr error
+	left    atomic.Int64 // volumes not yet read
 }
 
 type listJob struct {
@@ -154,25 +157,20 @@ type listJob struct {
 	disk string
 }
 
-// openListDir opens the directory of the volumes of ns and tenant in b, and
-// reads which volumes and, when tenant is "", which tenants it has. A
-// missing directory has none: it returns nil.
-func openListDir(b Backend, ns, tenant string) (*listDir, []string, error) {
+// readListDir reads which volumes the directory of ns and tenant in b has
+// and, when tenant is "", which tenants. A missing directory has none: it
+// returns nil.
+func readListDir(b Backend, ns, tenant string) (*listDir, []string, error) {
 	rel := ns
 	if tenant != "" {
 		rel = filepath.Join(ns, tenantPrefix+tenant)
 	}
 	d := &listDir{b: b, ns: ns, tenant: tenant, path: filepath.Join(b.Path, rel)}
-	f, err := os.Open(d.path)
+	entries, err := os.ReadDir(d.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, err
-	}
-	entries, err := f.ReadDir(-1)
-	if err != nil {
-		f.Close()
 		return nil, nil, err
 	}
 	var tenants []string
@@ -189,10 +187,9 @@ func openListDir(b Backend, ns, tenant string) (*listDir, []string, error) {
 		d.disks = append(d.disks, e.Name())
 	}
 	if d.locks, err = lockNames(b.LockAt(rel)); err != nil {
-		f.Close()
 		return nil, nil, err
 	}
-	d.f, d.fd = f, int(f.Fd())
+	d.left.Store(int64(len(d.disks)))
 	return d, tenants, nil
 }
 
@@ -203,10 +200,26 @@ func (d *listDir) jobs(jobs []listJob) []listJob {
 	return jobs
 }
 
-// at is where the volume disk of d is read from.
-func (d *listDir) at(disk string) volumeAt {
+// at is where the volume disk of d is read from, opening d if it is not
+// open yet. A directory gone since it was read has no volumes left.
+func (d *listDir) at(disk string) (volumeAt, error) {
+	d.open.Do(func() {
+		d.fd, d.openErr = unix.Open(d.path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if errors.Is(d.openErr, unix.ENOENT) {
+			d.openErr = fmt.Errorf("%w: %s is gone", errdefs.ErrNotFound, d.path)
+		} else if d.openErr != nil {
+			d.openErr = &os.PathError{Op: "open", Path: d.path, Err: d.openErr}
+		}
+	})
 	// d.path is clean and disk one name: what filepath.Join would make.
-	return volumeAt{fd: d.fd, rel: disk, dir: d.path + "/" + disk, locks: d.locks}
+	return volumeAt{fd: d.fd, rel: disk, dir: d.path + "/" + disk, locks: d.locks}, d.openErr
+}
+
+// done says one volume of d was read; the last closes d.
+func (d *listDir) done() {
+	if d.left.Add(-1) == 0 && d.openErr == nil {
+		unix.Close(d.fd)
+	}
 }
 
 // lockNames lists the lock files in dir; a missing dir has none (and an

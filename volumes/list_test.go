@@ -333,3 +333,54 @@ func TestMetaReaderLikeReadMeta(t *testing.T) {
 		})
 	}
 }
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// TestListTenantsLeaveNoDescriptor: each directory of volumes is opened
+// while its volumes are read and closed after the last, so many tenants
+// leave no descriptor behind.
+func TestListTenantsLeaveNoDescriptor(t *testing.T) {
+	e := newListEnv(t)
+	const tenants = 200
+	for i := range tenants {
+		e.create(t, "ns", fmt.Sprintf("t%03d", i), "data")
+	}
+	e.create(t, "ns", "", "plain")
+	before := openFDs(t)
+	infos, err := e.s.List([]Backend{e.b}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != tenants+1 || infos[0].Tenant != "" || infos[tenants].Tenant != fmt.Sprintf("t%03d", tenants-1) {
+		t.Errorf("List listed %d volumes, want %d: %v", len(infos), tenants+1, where(infos[:min(3, len(infos))]))
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("List left %d descriptors open", after-before)
+	}
+}
+
+// TestListDirGone: a directory of volumes removed after it was read has
+// no volumes left to read, which is no error.
+func TestListDirGone(t *testing.T) {
+	e := newListEnv(t)
+	e.create(t, "ns", "team", "data")
+	d, _, err := readListDir(e.b, "ns", "team")
+	if err != nil || d == nil || len(d.disks) != 1 {
+		t.Fatalf("readListDir = %+v, %v", d, err)
+	}
+	if err := os.Rename(d.path, filepath.Join(e.b.Path, "ns", ".removed")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.at("data"); !errdefs.IsNotFound(err) {
+		t.Errorf("at() in a directory gone = %v, want NotFound", err)
+	}
+	d.done()
+}
