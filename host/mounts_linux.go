@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 )
 
 // MountsUnder lists what is mounted at or under dir, deepest first, so
@@ -32,4 +33,17 @@ func MountsUnder(dir string) ([]string, error) {
 	// Mountinfo lists parents before the mounts on top of them.
 	slices.Reverse(paths)
 	return paths, nil
+}
+
+// MountedAt reports whether path is the root of a mount: its device
+// differs from its parent's. It takes two stats where reading mountinfo
+// takes a scan of every mount, and it is meant for the directories that
+// the shim itself mounts in the state dir, never bind mounts of the same
+// device.
+func MountedAt(path string) bool {
+	var st, parent unix.Stat_t
+	if unix.Lstat(path, &st) != nil || unix.Lstat(filepath.Join(path, ".."), &parent) != nil {
+		return false
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Dev != parent.Dev
 }

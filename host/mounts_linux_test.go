@@ -46,3 +46,31 @@ func TestMountsUnder(t *testing.T) {
 		t.Errorf("MountsUnder of a missing path = %q, %v; want nothing", got, err)
 	}
 }
+
+// MountedAt tells a mount's root from a plain directory, and never follows
+// a link to one.
+func TestMountedAt(t *testing.T) {
+	testenv.NeedRoot(t)
+	tmp := t.TempDir()
+	dir, plain, link := filepath.Join(tmp, "mnt"), filepath.Join(tmp, "plain"), filepath.Join(tmp, "link")
+	for _, d := range []string{dir, plain} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := (Linux{}).Mount(mount.Mount{Type: "tmpfs", Source: "tmpfs", Options: []string{"size=1m"}}, dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mount.UnmountRecursive(dir, unix.MNT_DETACH) })
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "in"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{dir: true, plain: false, link: false, filepath.Join(dir, "in"): false, filepath.Join(tmp, "missing"): false} {
+		if got := MountedAt(path); got != want {
+			t.Errorf("MountedAt(%s) = %v, want %v", path, got, want)
+		}
+	}
+}

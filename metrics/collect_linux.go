@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
+	"github.com/containerd-persist/containerd-persist/host"
 	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/metrics/timings"
 	"github.com/containerd-persist/containerd-persist/overlay"
@@ -139,7 +140,7 @@ func (c *Collector) volume(store *volumes.Store, v volumes.Info, own bool, bfs b
 	case volumes.Loopfile:
 		mounted := ""
 		if v.Holder != nil {
-			if id, err := volumes.NewID(v.Namespace, v.Tenant, v.Name); err == nil && mountedAt(store.MountPath(id)) {
+			if id, err := volumes.NewID(v.Namespace, v.Tenant, v.Name); err == nil && host.MountedAt(store.MountPath(id)) {
 				mounted = store.MountPath(id)
 			}
 		}
@@ -207,10 +208,10 @@ func (c *Collector) collectScratch(s *scrape, records []timings.Record, errs *at
 		for _, name := range readDirs(dir) {
 			i, err := strconv.Atoi(name)
 			p := filepath.Join(dir, name)
-			if !mountedAt(p) {
+			if !host.MountedAt(p) {
 				p = overlay.Scratch{Disk: true}.Root(p) // a disk scratch's own directory
 			}
-			if err != nil || !mountedAt(p) {
+			if err != nil || !host.MountedAt(p) {
 				continue
 			}
 			st, fsType, err := statfs(p)

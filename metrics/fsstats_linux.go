@@ -44,15 +44,3 @@ func readSuperblock(path string) (FSStats, error) {
 	}
 	return s, nil
 }
-
-// mountedAt reports whether path is the root of a mount: its device
-// differs from its parent's. Loopfile volume mounts and scratch areas are
-// only ever mounted on directories of the state dir, never bind-mounted
-// onto the same device.
-func mountedAt(path string) bool {
-	var st, parent unix.Stat_t
-	if unix.Lstat(path, &st) != nil || unix.Lstat(path+"/..", &parent) != nil {
-		return false
-	}
-	return st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Dev != parent.Dev
-}

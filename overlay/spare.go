@@ -73,7 +73,7 @@ func (s Spares) Take(area string, size uint64) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("take spare scratch %s: %w", name, err)
 		}
-		if mountedAt(filepath.Join(area, rootName)) {
+		if host.MountedAt(filepath.Join(area, rootName)) {
 			return true, nil
 		}
 		if err := s.discard(area); err != nil {
@@ -99,7 +99,7 @@ func (s Spares) Put(root string) bool {
 		return false
 	}
 	var st unix.Statfs_t
-	if unix.Statfs(root, &st) != nil || st.Type != unix.EXT4_SUPER_MAGIC || st.Files-st.Ffree > maxSpareInodes || !mountedAt(root) {
+	if unix.Statfs(root, &st) != nil || st.Type != unix.EXT4_SUPER_MAGIC || st.Files-st.Ffree > maxSpareInodes || !host.MountedAt(root) {
 		return false
 	}
 	size := uint64(img.Size)
@@ -128,7 +128,7 @@ func empty(root string) bool {
 	var paths []string
 	for _, e := range entries {
 		p := filepath.Join(root, e.Name())
-		if mountedAt(p) {
+		if host.MountedAt(p) {
 			return false
 		}
 		if e.Name() != "lost+found" {
@@ -220,14 +220,4 @@ func readNames(dir string) ([]string, error) {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
 	return names, nil
-}
-
-// mountedAt reports whether path is the root of a mount: its device
-// differs from its parent's.
-func mountedAt(path string) bool {
-	var st, parent unix.Stat_t
-	if unix.Lstat(path, &st) != nil || unix.Lstat(filepath.Dir(path), &parent) != nil {
-		return false
-	}
-	return st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Dev != parent.Dev
 }
