@@ -9,7 +9,9 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
+	"github.com/containerd-persist/containerd-persist/journal"
 	"github.com/containerd-persist/containerd-persist/state"
+	"github.com/containerd-persist/containerd-persist/volumes"
 )
 
 // The filesystem of a disk scratch is mounted, journaled, before Create;
@@ -87,4 +89,91 @@ func containerBundle(t *testing.T, e *setupEnv, id string) string {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// The class volumes that exist are attached before Create, which takes
+// them over and attaches only the rest; a volume still to be made is made
+// by Create alone.
+func TestStorageEarlyVolumes(t *testing.T) {
+	e := newSetupEnv(t)
+	e.bundle = containerBundle(t, e, "c1")
+	cfg := e.config(t, `
+[classes.c]
+mode = "immutable"
+[[classes.c.volumes]]
+path = "/var/lib/db"
+backend = "srv"
+name = "old"
+[[classes.c.volumes]]
+path = "/srv/new"
+backend = "srv"
+name = "new"
+`)
+	store := volumes.Open(state.Dir(cfg.StateDir).Volumes(), e.host, volumes.NewLocks())
+	srv := volumes.Backend{Name: "srv", Type: volumes.Dir, Path: e.srv}
+	old, err := volumes.NewID("ns", "", "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Create(srv, old, volumes.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	newID, err := volumes.NewID("ns", "", "new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.container("c1", nil)
+	jpath := state.Dir(cfg.StateDir).Journal("ns", "c1")
+	e.host.Journal = jpath
+	ctx := namespaces.WithNamespace(context.Background(), "ns")
+
+	e.storage.startEarly(ctx, e.bundle, &bundleSpec{Spec: c.spec}, cfg)
+	<-e.storage.early.done
+	if e.storage.early.err != nil {
+		t.Fatal(e.storage.early.err)
+	}
+	oldLock, newLock := srv.LockPath(old), srv.LockPath(newID)
+	if got := lockSteps(t, jpath); !reflect.DeepEqual(got, []string{oldLock}) {
+		t.Errorf("locks taken before Create = %q, want the existing volume's only", got)
+	}
+	if _, err := os.Lstat(srv.Dir(newID)); err == nil {
+		t.Error("the missing volume was made before Create")
+	}
+
+	if err := e.setup(t, cfg, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := lockSteps(t, jpath); !reflect.DeepEqual(got, []string{oldLock, newLock}) {
+		t.Errorf("locks taken = %q, want each volume's once", got)
+	}
+	var binds []string
+	for _, m := range c.spec.Mounts {
+		if m.Type == "bind" {
+			binds = append(binds, m.Destination+" "+m.Source)
+		}
+	}
+	want := []string{"/var/lib/db " + filepath.Join(srv.Dir(old), "fs", "data"), "/srv/new " + filepath.Join(srv.Dir(newID), "fs", "data")}
+	if !reflect.DeepEqual(binds, want) {
+		t.Errorf("binds = %q, want %q", binds, want)
+	}
+	if err := e.storage.teardownBundle(e.bundle, "ns", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	e.assertReleased(t, "c1")
+}
+
+// lockSteps lists the locks the journal at path records, in order.
+func lockSteps(t *testing.T, path string) []string {
+	t.Helper()
+	steps, err := journal.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var locks []string
+	for _, s := range steps {
+		if s.Kind == journal.Lock {
+			locks = append(locks, s.Path)
+		}
+	}
+	return locks
 }

@@ -41,11 +41,12 @@ type setupRun struct {
 	vars    map[string]string                     // name template values
 	tenant  string                                // of every volume the container gets
 
-	pending     chan struct{}  // closed when the image of the root volume is recorded
-	volumeRoots []string       // the content of the volumes attached
-	reserving   []*reservation // the space of disk scratch images
-	scratchDir  bool           // the directory of the scratch filesystems is made
-	mounted     map[int]bool   // the disk scratch areas whose filesystem is mounted (early)
+	pending     chan struct{}             // closed when the image of the root volume is recorded
+	volumeRoots []string                  // the content of the volumes attached
+	reserving   []*reservation            // the space of disk scratch images
+	scratchDir  bool                      // the directory of the scratch filesystems is made
+	mounted     map[int]bool              // the disk scratch areas whose filesystem is mounted (early)
+	attached    map[int]*volumes.Attached // the class volumes attached early, by index
 }
 
 // reservation is the space of a disk scratch image, being reserved in the
@@ -130,8 +131,8 @@ func (r *setupRun) do(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, v := range r.class.Volumes {
-		if err := r.volume(v); err != nil {
+	for i, v := range r.class.Volumes {
+		if err := r.volume(v, r.attached[i]); err != nil {
 			return err
 		}
 	}
@@ -206,33 +207,76 @@ func (r *setupRun) recordImage(dir, lower string) {
 	}()
 }
 
-// volume attaches a class volume and bind-mounts its data at its path.
-func (r *setupRun) volume(v config.Volume) error {
+// volume attaches a class volume, unless it was attached early (a), and
+// bind-mounts its data at its path.
+func (r *setupRun) volume(v config.Volume, a *volumes.Attached) error {
 	// runc resolves a bind mount's target inside the root, so a symlink on
 	// the way is safe there; it only hides the owner to copy.
 	owner, err := overlay.LookupOwner(r.c.rootfs, v.Path)
 	if err != nil && !errors.Is(err, overlay.ErrSymlink) {
 		return fmt.Errorf("volume at %s: %w", v.Path, err)
 	}
-	o, err := r.attachOptions(v.Backend, v.Name, v.Size)
-	if err != nil {
-		return err
+	if a == nil {
+		o, err := r.attachOptions(v.Backend, v.Name, v.Size)
+		if err != nil {
+			return err
+		}
+		if a, err = r.attach(o, v, false); err != nil {
+			return err
+		}
 	}
-	o.Shared = v.Shared
+	data, err := a.Subdir("data", owner)
+	if err != nil {
+		return fmt.Errorf("volume %s: %w", a.Meta.Name, err)
+	}
+	addMount(r.c.spec, specs.Mount{Destination: v.Path, Type: "bind", Source: data, Options: []string{"rbind", "rw"}})
+	return nil
+}
+
+// attach attaches the class volume v, named and placed by o; only if it
+// exists, when existing.
+func (r *setupRun) attach(o volumes.AttachOptions, v config.Volume, existing bool) (*volumes.Attached, error) {
+	o.Shared, o.Existing = v.Shared, existing
 	j, err := r.openJournal()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a, err := r.store.Attach(j, o)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.volumeRoots = append(r.volumeRoots, a.Root)
-	data, err := a.Subdir("data", owner)
-	if err != nil {
-		return fmt.Errorf("volume %s: %w", o.ID, err)
+	return a, nil
+}
+
+// earlyVolumes attaches, before the container's root is known, the class
+// volumes that exist already: their lock, metadata and loop mount need
+// nothing of the root. A volume still to be made is left to Create, so
+// that a create refused for its root makes none, and so is one on a
+// cluster backend, whose lock is taken ahead its own way (cluster_early).
+// A machine root's volume is always left to Create: what it checks of the
+// root comes first.
+func (r *setupRun) earlyVolumes() error {
+	for i, v := range r.class.Volumes {
+		o, err := r.attachOptions(v.Backend, v.Name, v.Size)
+		if err != nil {
+			return err
+		}
+		if o.Cluster != nil {
+			continue
+		}
+		if _, err := os.Lstat(o.Backend.Dir(o.ID)); err != nil {
+			continue
+		}
+		a, err := r.attach(o, v, true)
+		if err != nil {
+			return err
+		}
+		if r.attached == nil {
+			r.attached = map[int]*volumes.Attached{}
+		}
+		r.attached[i] = a
 	}
-	addMount(r.c.spec, specs.Mount{Destination: v.Path, Type: "bind", Source: data, Options: []string{"rbind", "rw"}})
 	return nil
 }
 

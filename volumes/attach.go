@@ -44,6 +44,9 @@ type AttachOptions struct {
 	// cluster-wide lock before the host lock, and checks it right before
 	// the volume is mounted.
 	Cluster ClusterGuard
+	// Existing attaches only a volume that exists: a missing one is
+	// ErrNotFound, and nothing is made.
+	Existing bool
 }
 
 // Attached is a volume attached to a container.
@@ -93,7 +96,7 @@ func (s *Store) Attach(j *journal.Journal, o AttachOptions) (*Attached, error) {
 		return err
 	}
 	meta, err := readMetaOf(a.Dir, id)
-	if errdefs.IsNotFound(err) {
+	if errdefs.IsNotFound(err) && !o.Existing {
 		// Asked before the volume is made: an attach that cannot learn
 		// its image makes no volume.
 		if err := askImage(); err != nil {

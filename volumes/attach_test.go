@@ -507,3 +507,27 @@ func TestBackendOthersMayWriteRefused(t *testing.T) {
 		t.Errorf("journal = %v, want nothing", got)
 	}
 }
+
+// An attach of an existing volume only makes none: a missing volume is
+// ErrNotFound.
+func TestAttachExistingOnly(t *testing.T) {
+	e := newAttachEnv(t)
+	o := e.options(e.dir, "missing")
+	o.Existing = true
+	if _, err := e.store.Attach(e.journal, o); !errdefs.IsNotFound(err) {
+		t.Fatalf("Attach of a missing volume, existing only = %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(e.dir.Dir(vid("ns", "missing"))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a volume was made: %v", err)
+	}
+	if _, err := e.store.Attach(e.journal, e.options(e.dir, "there")); err != nil {
+		t.Fatal(err)
+	}
+	e.release(t)
+	e.newJournal(t)
+	o = e.options(e.dir, "there")
+	o.Existing = true
+	if _, err := e.store.Attach(e.journal, o); err != nil {
+		t.Errorf("Attach of an existing volume, existing only = %v", err)
+	}
+}
