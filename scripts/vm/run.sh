@@ -34,7 +34,7 @@ VM_DRIVERS=${VM_DRIVERS:-systemd cgroupfs}
 # Under TCG each container start takes 5-10 s here, 20-40 times the host's:
 # the whole suite takes about an hour per driver. These are the tests whose
 # outcome the init, the cgroup version and driver or the kernel can change.
-vm_run_default='^(TestImmutableRootIsReadOnly|TestScratchShowsImageContentAndStartsFresh|TestScratchQuota|TestScratchWithoutImageContentIsTmpfs|TestRunsWithNoConfig|TestMachineStateSurvivesRecreate|TestMachineImageChange|TestVolumeHeldByAnotherContainer|TestLoopfileVolumeQuota|TestGroupedShimKeepsHolds|TestShimKilledLeavesNothing|TestFailedCreateLeavesNothing|TestPersistctlGCAfterKilledShim|TestContainerdRestart|TestReboot|TestOutOfSpace|TestCRI|TestNerdctl)$'
+vm_run_default='^(TestImmutableRootIsReadOnly|TestScratchShowsImageContentAndStartsFresh|TestScratchQuota|TestScratchWithoutImageContentIsTmpfs|TestDiskScratchSpares|TestRunsWithNoConfig|TestMachineStateSurvivesRecreate|TestMachineImageChange|TestVolumeHeldByAnotherContainer|TestLoopfileVolumeQuota|TestGroupedShimKeepsHolds|TestShimKilledLeavesNothing|TestFailedCreateLeavesNothing|TestPersistctlGCAfterKilledShim|TestContainerdRestart|TestReboot|TestOutOfSpace|TestCRI|TestNerdctl)$'
 VM_RUN=${VM_RUN:-$vm_run_default}
 VM_UNIT=${VM_UNIT:-1}
 VM_CGROUPFS_SKIP=${VM_CGROUPFS_SKIP-^TestCRI\$}
