@@ -98,27 +98,13 @@ func TestFailpointsInDelete(t *testing.T) {
 		t.Run(action, func(t *testing.T) {
 			tc := newFailpointCase(t)
 			name := "fd-" + action
-			tc.mustRun(name+"-seed", image1, []string{class("all"), volName(name)}, "sh", "-c", "echo d > /data/mark; echo r > /root/mark")
-			steps := tc.setupSteps(name)
-			if steps < minSteps {
-				t.Fatalf("setup has %d steps, want at least %d", steps, minSteps)
-			}
+			steps := tc.seedFailpoints(name)
 			// A failed release is retried when the shim exits; a killed
 			// shim's is done by containerd's cleanup. Either way, nothing
 			// may be left.
 			for n := range steps {
 				id := fmt.Sprintf("fd-%s-%d", action, n)
-				ann := []string{class("all"), volName(name), fmt.Sprintf("persist.containerd.io/failpoint=delete:%d:%s", n, action)}
-				if out, err := tc.start(id, image1, ann, "sleep", "600"); err != nil {
-					t.Fatalf("start: %v: %s", err, out)
-				}
-				shim := tc.shimPID(id)
-				ctr(tc.namespace, "task", "kill", "-s", "SIGKILL", id)
-				tc.eventually(id+" to exit", func() bool {
-					out, _ := ctr(tc.namespace, "task", "ls")
-					return !containsLine(out, id, "RUNNING")
-				})
-				ctr(tc.namespace, "task", "rm", id)
+				shim := tc.deleteWithFailpoint(id, name, n, action)
 				// Proof that the failpoint fired: the release stopped
 				// half-way, or the shim died in it.
 				if action == "error" {
@@ -134,6 +120,38 @@ func TestFailpointsInDelete(t *testing.T) {
 			}
 		})
 	}
+}
+
+// seedFailpoints makes the volumes of the class "all" named after name,
+// with a mark in each, and returns how many steps its setup has.
+func (tc *tcase) seedFailpoints(name string) int {
+	tc.t.Helper()
+	tc.mustRun(name+"-seed", image1, []string{class("all"), volName(name)}, "sh", "-c", "echo d > /data/mark; echo r > /root/mark")
+	steps := tc.setupSteps(name)
+	if steps < minSteps {
+		tc.t.Fatalf("setup has %d steps, want at least %d", steps, minSteps)
+	}
+	return steps
+}
+
+// deleteWithFailpoint starts container id of the class "all" on name's
+// volumes, with a failpoint that fails (action "error") or kills the shim
+// ("kill") after delete step n, then kills its task and deletes it. It
+// returns the shim's PID.
+func (tc *tcase) deleteWithFailpoint(id, name string, n int, action string) int {
+	tc.t.Helper()
+	ann := []string{class("all"), volName(name), fmt.Sprintf("persist.containerd.io/failpoint=delete:%d:%s", n, action)}
+	if out, err := tc.start(id, image1, ann, "sleep", "600"); err != nil {
+		tc.t.Fatalf("start: %v: %s", err, out)
+	}
+	shim := tc.shimPID(id)
+	ctr(tc.namespace, "task", "kill", "-s", "SIGKILL", id)
+	tc.eventually(id+" to exit", func() bool {
+		out, _ := ctr(tc.namespace, "task", "ls")
+		return !containsLine(out, id, "RUNNING")
+	})
+	ctr(tc.namespace, "task", "rm", id)
+	return shim
 }
 
 // setupSteps counts the steps in the journal of a running container of the

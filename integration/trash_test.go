@@ -56,24 +56,10 @@ func TestTrashAfterKilledRelease(t *testing.T) {
 	tc := newFailpointCase(t)
 	trash := filepath.Join(tc.stateDir, "trash")
 	name := "tk"
-	tc.mustRun(name+"-seed", image1, []string{class("all"), volName(name)}, "sh", "-c", "echo d > /data/mark; echo r > /root/mark")
-	steps := tc.setupSteps(name)
-	if steps < minSteps {
-		t.Fatalf("setup has %d steps, want at least %d", steps, minSteps)
-	}
+	steps := tc.seedFailpoints(name)
 	for n := range steps {
 		id := fmt.Sprintf("tk-%d", n)
-		ann := []string{class("all"), volName(name), fmt.Sprintf("persist.containerd.io/failpoint=delete:%d:kill", n)}
-		if out, err := tc.start(id, image1, ann, "sleep", "600"); err != nil {
-			t.Fatalf("start: %v: %s", err, out)
-		}
-		shim := tc.shimPID(id)
-		ctr(tc.namespace, "task", "kill", "-s", "SIGKILL", id)
-		tc.eventually(id+" to exit", func() bool {
-			out, _ := ctr(tc.namespace, "task", "ls")
-			return !containsLine(out, id, "RUNNING")
-		})
-		ctr(tc.namespace, "task", "rm", id)
+		shim := tc.deleteWithFailpoint(id, name, n, "kill")
 		tc.eventually(fmt.Sprintf("the shim of %s to die at delete step %d", id, n), func() bool { return !alive(shim) })
 		if err := tc.remove(id); err != nil {
 			t.Fatal(err)
